@@ -1,0 +1,10 @@
+"""MotionGPT inference engine: motion representation, tokenizer, language model.
+
+Never imports bpy. ``engine.motion`` needs only numpy + scipy; the torch parts are imported
+lazily so that ``import engine`` stays light.
+"""
+from .errors import MotionError
+from .motion import FEATURE_DIM, FEATURE_GROUPS, JOINT_NAMES, MODEL_FPS, Motion, Normalizer
+
+__all__ = ["FEATURE_DIM", "FEATURE_GROUPS", "JOINT_NAMES", "MODEL_FPS", "Motion", "MotionError",
+           "Normalizer"]
