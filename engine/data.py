@@ -1,0 +1,348 @@
+"""Dataset builder: real mocap -> HumanML3D-style features + captions, with a fixed split.
+
+    python -m engine.data build [--out DIR] [--sources bandai1,bandai2,cmu] [--limit N]
+
+writes a folder laid out like HumanML3D, which the trainers read:
+
+    DIR/features/<clip>.npy   (T, 263) float32, 20 fps, un-normalised HumanML3D features
+    DIR/joints/<clip>.npy     (T, 22, 3) float32, the joints those features decode to (metres, Y up)
+    DIR/texts/<clip>.txt      captions, one per line
+    DIR/train.txt, val.txt    clip names, one per line (fixed split, see ``split_of``)
+    DIR/mean.npy, std.npy     statistics fitted on the training clips (engine.Normalizer)
+    DIR/meta.json             sources, counts, builder version
+
+Every clip also appears mirrored (left and right swapped, as HumanML3D's "M" clips), with its
+captions mirrored too ("left hand" <-> "right hand"); a mirror always sits in its source's split.
+
+Captions are written from each clip's labels (Bandai: content and style; CMU: the database's own
+description), several phrasings per clip. Where a label leaves the side open ("bye", "guide"),
+the builder measures which hand does the work and says so.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tarfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import MotionError
+from .motion import JOINT_NAMES, MODEL_FPS, Motion, Normalizer
+
+BUILDER_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+MIN_FRAMES = 24          # shortest clip kept, at 20 fps (1.2 s: six motion tokens)
+VALIDATION_PERCENT = 10
+
+
+def default_cache_dir() -> Path:
+    """Where built datasets live: $MOTIONGPT_CACHE or <repo>/cache."""
+    return Path(os.environ.get("MOTIONGPT_CACHE", REPO_ROOT / "cache"))
+
+
+def default_dataset_dir() -> Path:
+    return default_cache_dir() / "dataset"
+
+
+@dataclass
+class Clip:
+    """One training clip: ``features`` (T, 263) float32 at 20 fps and its ``captions``."""
+
+    name: str
+    features: np.ndarray
+    captions: list[str]
+
+
+# ----------------------------------------------------------------------------- captions
+
+# Bandai content labels -> verb phrases (third person, present tense).
+BANDAI_CONTENT = {
+    "walk": ["walks forward", "walks straight ahead", "takes a walk forward"],
+    "run": ["runs forward", "jogs forward", "runs ahead"],
+    "dash": ["sprints forward", "dashes forward", "runs forward very fast"],
+    "walk-back": ["walks backward", "walks backwards", "steps backward"],
+    "walk-left": ["walks to the left", "walks toward the left", "moves to the left while walking"],
+    "walk-right": ["walks to the right", "walks toward the right", "moves to the right while walking"],
+    "walk-turn-left": ["walks and turns left", "walks forward and turns to the left",
+                       "turns left while walking"],
+    "walk-turn-right": ["walks and turns right", "walks forward and turns to the right",
+                        "turns right while walking"],
+    "bow": ["bows", "bows politely", "takes a bow"],
+    "bye": ["waves goodbye{hand}", "waves{hand} to say goodbye", "says bye with a wave{hand}"],
+    "byebye": ["waves goodbye{hand} several times", "waves bye-bye{hand}",
+               "keeps waving goodbye{hand}"],
+    "guide": ["gestures to show the way{hand}", "guides someone, pointing the way{hand}",
+              "points the direction{hand}"],
+    "respond": ["responds with a gesture{hand}", "reacts and answers{hand}",
+                "gives a response{hand}"],
+    "call": ["calls someone over{hand}", "beckons to someone{hand}", "calls out and gestures{hand}"],
+    "punch": ["punches", "throws punches", "punches forward"],
+    "kick": ["kicks", "kicks forward", "throws a kick"],
+    "slash": ["slashes with a sword", "swings a sword", "makes sword slashes"],
+    "dance-short": ["dances", "performs a dance", "dances energetically"],
+    "dance-long": ["dances", "performs a long dance", "dances for a while"],
+    "wave-both-hands": ["waves both hands", "waves with both hands", "waves both arms"],
+    "wave-left-hand": ["waves the left hand", "waves with the left hand", "waves the left arm"],
+    "wave-right-hand": ["waves the right hand", "waves with the right hand", "waves the right arm"],
+    "raise-up-both-hands": ["raises both hands", "lifts both hands up", "raises both arms up"],
+    "raise-up-left-hand": ["raises the left hand", "lifts the left hand up", "raises the left arm"],
+    "raise-up-right-hand": ["raises the right hand", "lifts the right hand up",
+                            "raises the right arm"],
+}
+# Contents whose side the label leaves open: the builder measures the working hand.
+HAND_OPEN_CONTENT = {"bye", "byebye", "guide", "respond", "call"}
+
+# Bandai style labels -> (adverbial phrase, adjective for "a ... person"); "" for none.
+BANDAI_STYLE = {
+    "normal": ("", ""),
+    "happy": ("happily", "happy"),
+    "sad": ("sadly", "sad"),
+    "angry": ("angrily", "angry"),
+    "proud": ("proudly", "proud"),
+    "not-confident": ("timidly, without confidence", "shy"),
+    "masculinity": ("in a masculine way", "masculine"),
+    "masculine": ("in a masculine way", "masculine"),
+    "feminine": ("in a feminine way", "feminine"),
+    "childish": ("like a child", "childlike"),
+    "youthful": ("in a youthful way", "young"),
+    "old": ("like an old person", "old"),
+    "elderly": ("like an elderly person", "elderly"),
+    "tired": ("tiredly", "tired"),
+    "exhausted": ("in an exhausted way", "exhausted"),
+    "active": ("energetically", "energetic"),
+    "musical": ("theatrically, like in a musical", "theatrical"),
+    "giant": ("heavily, like a giant", "giant"),
+    "chimpira": ("like a street thug, swaggering", "swaggering"),
+}
+
+
+def working_hand(motion: Motion) -> str:
+    """'left', 'right' or 'both': which wrist travels more over the clip (positions, any fps)."""
+    wrists = motion.joints[:, [JOINT_NAMES.index("left_wrist"), JOINT_NAMES.index("right_wrist")]]
+    pelvis = motion.joints[:, :1]
+    relative = wrists - pelvis
+    travel = np.linalg.norm(np.diff(relative, axis=0), axis=-1).sum(axis=0)
+    left, right = travel
+    if max(left, right) < 1.5 * min(left, right):
+        return "both"
+    return "left" if left > right else "right"
+
+
+def bandai_captions(content: str, style: str, hand: str | None) -> list[str]:
+    """Several phrasings of a Bandai clip from its content and style labels."""
+    if content not in BANDAI_CONTENT or style not in BANDAI_STYLE:
+        raise MotionError(f"unknown Bandai label: content {content!r}, style {style!r}")
+    hand_phrase = {"left": " with the left hand", "right": " with the right hand",
+                   "both": " with both hands", None: ""}[hand]
+    verbs = [v.format(hand=hand_phrase) for v in BANDAI_CONTENT[content]]
+    adverb, adjective = BANDAI_STYLE[style]
+    if not adverb:
+        return [f"a person {verbs[0]}", f"someone {verbs[1]}", f"the person {verbs[2]}"]
+    article = "an" if adjective[0] in "aeiou" else "a"
+    return [f"a person {verbs[0]} {adverb}", f"{article} {adjective} person {verbs[1]}",
+            f"someone {verbs[2]}, {adverb}"]
+
+
+def cmu_captions(description: str) -> list[str]:
+    """Phrasings of a CMU index description such as 'walk' or 'basketball - forward dribble'."""
+    text = description.strip().replace("/", " or ")
+    text = re.sub(r"\s+", " ", text)
+    return [f"a person: {text}", f"motion of {text}", text]
+
+
+_SIDE_SWAP = {"left": "right", "right": "left", "Left": "Right", "Right": "Left"}
+
+
+def mirror_caption(caption: str) -> str:
+    """Swap the words left and right in a caption."""
+    return re.sub(r"\b(left|right|Left|Right)\b", lambda m: _SIDE_SWAP[m.group(1)], caption)
+
+
+MIRRORED_JOINTS = [JOINT_NAMES.index(name.replace("left", "RIGHT").replace("right", "left")
+                                     .replace("RIGHT", "right")) for name in JOINT_NAMES]
+
+
+def mirror_motion(motion: Motion) -> Motion:
+    """The motion reflected left <-> right (x -> -x, left and right joints swapped)."""
+    joints = motion.joints[:, MIRRORED_JOINTS].copy()
+    joints[..., 0] *= -1
+    return Motion(joints, motion.fps)
+
+
+# ----------------------------------------------------------------------------- sources
+
+def split_of(name: str) -> str:
+    """'val' for a fixed ~10 % of clip names (CRC32 of the name), else 'train'."""
+    return "val" if zlib.crc32(name.encode()) % 100 < VALIDATION_PERCENT else "train"
+
+
+def _bandai_labels(stem: str) -> tuple[str, str]:
+    parts = stem.split("_")
+    if len(parts) != 4:
+        raise MotionError(f"{stem}: not a Bandai clip name (dataset-N_content_style_NNN)")
+    return parts[1], parts[2]
+
+
+def iter_bandai1(root: Path, limit: int | None = None) -> Iterator[tuple[str, Motion, list[str]]]:
+    """(name, motion, captions) for the Bandai dataset-1 BVH files, in name order."""
+    from .bvh import read_bvh
+    paths = sorted((root / "bandai" / "dataset-1" / "data").glob("*.bvh"))
+    for path in paths[:limit]:
+        content, style = _bandai_labels(path.stem)
+        motion = read_bvh(path, bone_map="bandai")
+        hand = working_hand(motion) if content in HAND_OPEN_CONTENT else None
+        yield path.stem, motion, bandai_captions(content, style, hand)
+
+
+def iter_bandai2(root: Path, limit: int | None = None) -> Iterator[tuple[str, Motion, list[str]]]:
+    """(name, motion, captions) for dataset-2, read from its tar.xz in one sequential pass."""
+    from .bvh import parse_bvh
+    archive = root / "bandai" / "dataset-2.tar.xz"
+    if not archive.is_file():
+        raise MotionError(f"{archive}: Bandai dataset-2 archive not found")
+    count = 0
+    with tarfile.open(archive, "r:xz") as tar:
+        for member in tar:
+            if not (member.isfile() and member.name.endswith(".bvh")):
+                continue
+            stem = member.name.rsplit("/", 1)[-1][:-4]
+            content, style = _bandai_labels(stem)
+            text = tar.extractfile(member).read().decode("ascii")
+            motion = parse_bvh(text, source=f"{archive.name}:{member.name}", bone_map="bandai")
+            yield stem, motion, bandai_captions(content, style, None)
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+
+def iter_cmu(root: Path, limit: int | None = None) -> Iterator[tuple[str, Motion, list[str]]]:
+    """(name, motion, captions) for the CMU subset with its descriptions."""
+    from .bvh import read_bvh
+    folder = root / "cmu"
+    descriptions = {}
+    for line in (folder / "descriptions.tsv").read_text().splitlines():
+        if line.strip():
+            file_name, description = line.split("\t", 1)
+            descriptions[file_name] = description
+    for file_name in sorted(descriptions)[:limit]:
+        motion = read_bvh(folder / file_name, bone_map="cmu")
+        yield f"cmu_{file_name[:-4]}", motion, cmu_captions(descriptions[file_name])
+
+
+SOURCES = {"bandai1": iter_bandai1, "bandai2": iter_bandai2, "cmu": iter_cmu}
+
+
+# ----------------------------------------------------------------------------- build / load
+
+def build_dataset(out_dir: str | Path | None = None, sources: tuple[str, ...] = ("bandai1", "bandai2", "cmu"),
+                  shared_data: str | Path | None = None, limit: int | None = None,
+                  mirror: bool = True, log=print) -> Path:
+    """Build the training folder (layout in the module docstring); returns its path.
+
+    ``limit`` caps the clips taken from each source (for tests). Clips shorter than
+    ``MIN_FRAMES`` at 20 fps are skipped. Rebuilding overwrites the folder's files.
+    """
+    out_dir = Path(out_dir) if out_dir is not None else default_dataset_dir()
+    root = Path(shared_data) if shared_data is not None else DEFAULT_SHARED_DATA
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise MotionError(f"unknown dataset source(s) {unknown}; choose from {sorted(SOURCES)}")
+    for sub in ("features", "joints", "texts"):
+        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    splits: dict[str, list[str]] = {"train": [], "val": []}
+    train_features: list[np.ndarray] = []
+    counts: dict[str, int] = {}
+    skipped: list[str] = []
+    started = time.time()
+    for source in sources:
+        counts[source] = 0
+        for name, motion, captions in SOURCES[source](root, limit):
+            variants = [(name, motion, captions)]
+            if mirror:
+                variants.append((f"M{name}", mirror_motion(motion), [mirror_caption(c) for c in captions]))
+            for clip_name, clip_motion, clip_captions in variants:
+                at_model_rate = clip_motion.resample(MODEL_FPS)
+                if len(at_model_rate) <= MIN_FRAMES:
+                    skipped.append(clip_name)
+                    continue
+                features = at_model_rate.to_features()
+                joints = Motion.from_features(features).joints
+                np.save(out_dir / "features" / f"{clip_name}.npy", features)
+                np.save(out_dir / "joints" / f"{clip_name}.npy", joints)
+                (out_dir / "texts" / f"{clip_name}.txt").write_text("\n".join(clip_captions) + "\n")
+                split = split_of(name)
+                splits[split].append(clip_name)
+                if split == "train":
+                    train_features.append(features)
+                counts[source] += 1
+        log(f"{source}: {counts[source]} clips (with mirrors), {time.time() - started:.1f} s")
+
+    if not train_features:
+        raise MotionError("no training clips were built (all sources empty or too short)")
+    for split, names in splits.items():
+        (out_dir / f"{split}.txt").write_text("\n".join(names) + ("\n" if names else ""))
+    Normalizer.fit(train_features).save(out_dir)
+    meta = {"builder_version": BUILDER_VERSION, "sources": list(sources), "limit": limit,
+            "mirror": mirror, "fps": MODEL_FPS, "clips": counts,
+            "train": len(splits["train"]), "val": len(splits["val"]), "skipped_short": skipped,
+            "frames": int(sum(len(f) for f in train_features)),
+            "seconds_to_build": round(time.time() - started, 1)}
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"dataset: {meta['train']} train / {meta['val']} val clips in {out_dir}")
+    return out_dir
+
+
+def load_split(dataset_dir: str | Path, split: str) -> list[Clip]:
+    """The clips of one split ('train' or 'val') of a built dataset folder."""
+    dataset_dir = Path(dataset_dir)
+    list_file = dataset_dir / f"{split}.txt"
+    if not list_file.is_file():
+        raise MotionError(f"{list_file}: no such split file; build the dataset first "
+                          "(python -m engine.data build)")
+    clips = []
+    for name in list_file.read_text().split():
+        feature_file = dataset_dir / "features" / f"{name}.npy"
+        try:
+            features = np.load(feature_file, allow_pickle=False)
+            captions = (dataset_dir / "texts" / f"{name}.txt").read_text().splitlines()
+        except (OSError, ValueError) as error:
+            raise MotionError(f"{feature_file}: cannot read clip {name!r}: {error}") from None
+        clips.append(Clip(name, features.astype(np.float32), [c for c in captions if c.strip()]))
+    return clips
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.data", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="build the training dataset from ../shared/data")
+    build.add_argument("--out", type=Path, default=None, help="output folder (default: cache/dataset)")
+    build.add_argument("--sources", default="bandai1,bandai2,cmu",
+                       help="comma-separated: bandai1, bandai2, cmu")
+    build.add_argument("--data", type=Path, default=None, help="the shared data folder")
+    build.add_argument("--limit", type=int, default=None, help="at most N clips per source")
+    build.add_argument("--no-mirror", action="store_true", help="do not add mirrored clips")
+    args = parser.parse_args(argv)
+    try:
+        build_dataset(args.out, tuple(s.strip() for s in args.sources.split(",") if s.strip()),
+                      args.data, args.limit, mirror=not args.no_mirror)
+    except MotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
