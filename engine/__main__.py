@@ -76,10 +76,10 @@ def add_features_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_features(args: argparse.Namespace) -> int:
     """Write a BVH file's HumanML3D features at 20 fps: (T-1, 263) float32 .npy, T = frames at 20 fps."""
-    import numpy as np
-    from .bvh import read_bvh
     if args.out.suffix != ".npy":
         raise MotionError(f"--out {args.out}: the output must be a .npy file")
+    import numpy as np
+    from .bvh import read_bvh
     motion = read_bvh(args.bvh, bone_map=args.bone_map).resample(MODEL_FPS)
     if motion.num_frames < 2:
         raise MotionError(f"{args.bvh}: {motion.num_frames} frame at {MODEL_FPS:g} fps; features need at least 2")

@@ -1,6 +1,7 @@
 """build.py, the pins in pyproject.toml, the Blender manifest and the repository layout."""
 import importlib.metadata
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -128,3 +129,30 @@ def test_ci_script_is_executable_in_git(repo_root):
     entry = subprocess.run(["git", "ls-files", "--stage", ".ci/run"], cwd=repo_root, capture_output=True,
                            text=True, check=True).stdout
     assert entry.startswith("100755"), f".ci/run must be committed executable, git has: {entry!r}"
+
+
+def test_bench_runner_records_results_and_failures(repo_root, tmp_path, monkeypatch, capsys):
+    """bench/run.py runs every bench_*.py module's run(), keeps going past a broken one, writes JSON."""
+    spec = importlib.util.spec_from_file_location("bench_runner", repo_root / "bench" / "run.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    monkeypatch.setattr(runner, "BENCH_DIR", tmp_path)
+    monkeypatch.setattr(runner, "RESULTS_PATH", tmp_path / "results.json")
+    monkeypatch.setattr(runner, "REPO_ROOT", tmp_path)
+
+    assert runner.main([]) == 0
+    assert "no benchmarks yet" in capsys.readouterr().out
+
+    (tmp_path / "bench_sum.py").write_text("def run():\n    return {'total': sum(range(1000)), 'ms': 1.5}\n")
+    (tmp_path / "bench_broken.py").write_text("def run():\n    raise RuntimeError('no model')\n")
+    assert runner.main([]) == 1
+    output = capsys.readouterr().out
+    assert "sum" in output and "499500" in output and "FAILED" in output
+    results = json.loads((tmp_path / "results.json").read_text())["benchmarks"]
+    assert results["sum"]["ok"] and results["sum"]["results"] == {"total": 499500, "ms": 1.5}
+    assert results["broken"] == results["broken"] | {"ok": False, "error": "RuntimeError: no model"}
+
+    (tmp_path / "bench_broken.py").unlink()
+    assert runner.main(["sum"]) == 0
+    assert set(json.loads((tmp_path / "results.json").read_text())["benchmarks"]) == {"sum"}
+    assert runner.main(["nope"]) == 2
