@@ -1,0 +1,389 @@
+"""BVH motion files: parse any hierarchy, forward kinematics, bone maps onto SMPL's 22 joints.
+
+numpy (+ engine.motion) only. ``read_bvh``/``parse_bvh`` give an ``engine.Motion``: (T, 22, 3)
+float32 joint positions in metres, Y up, at the file's own frame rate, in the motion's own world
+orientation. ``write_bvh`` writes a Motion back as a BVH on the SMPL 22-joint skeleton.
+
+BVH conventions honoured here: every joint's channels are read in the order listed (positions and
+rotations may be interleaved; 0 to 6 channels), a joint's local rotation is the product of its
+rotation channels in that order (``Zrotation Xrotation Yrotation`` gives R = Rz @ Rx @ Ry, column
+vectors), angles are degrees, and position channels replace the joint's OFFSET (on any joint, not
+only the root).
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .bone_maps import BoneMap, detect_bone_map, load_bone_map
+from .errors import MotionError
+from .motion import (JOINT_NAMES, KINEMATIC_CHAIN, NUM_JOINTS, PARENTS, RAW_OFFSETS, TARGET_BONE_LENGTHS,
+                     Motion, bone_lengths, quat_between, quat_inv, quat_mul, quat_rotate, quat_to_matrix)
+
+# Unit candidates (metres per file unit) for files whose map gives no scale: the one that makes the
+# leg (pelvis -> ankle along the hierarchy) 0.55-1.2 m long wins. The ranges do not overlap
+# (neighbouring scales differ by more than 1.2 / 0.55), so at most one candidate fits; if none does,
+# the candidate closest to 0.85 m (in log scale) is taken.
+UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254, "cmu": 0.056444}
+PLAUSIBLE_LEG_METRES = (0.55, 1.2)
+TYPICAL_LEG_METRES = 0.85
+
+_AXIS = {"X": 0, "Y": 1, "Z": 2}
+_SPINE = ("pelvis", "spine1", "spine2", "spine3", "neck")
+
+
+@dataclass
+class BvhFile:
+    """A parsed BVH file: the joint hierarchy (End Sites left out) and the raw channel values."""
+
+    names: list[str]              # joint names in file order
+    parents: list[int]            # index of each joint's parent, -1 for a root
+    offsets: np.ndarray           # (J, 3) rest offsets, file units
+    channels: list[list[str]]     # channel names per joint, e.g. ["Xposition", ..., "Yrotation"]
+    first_channel: list[int]      # column of each joint's first channel in a frame line
+    end_sites: dict[int, np.ndarray]  # joint index -> End Site offset (file units), if it has one
+    frames: np.ndarray            # (T, C) float64 channel values, degrees for rotations
+    frame_time: float             # seconds
+
+    @property
+    def fps(self) -> float:
+        """1 / Frame Time, snapped to the nearest integer when within 0.005 (30.00003 -> 30)."""
+        fps = 1.0 / self.frame_time
+        return float(round(fps)) if abs(fps - round(fps)) < 0.005 else fps
+
+
+# ----------------------------------------------------------------------------- parsing
+
+def _number(token: str, source: str, line_number: int, what: str) -> float:
+    try:
+        value = float(token)
+    except ValueError:
+        raise MotionError(f"{source}: line {line_number}: {what} {token!r} is not a number") from None
+    if not np.isfinite(value):
+        raise MotionError(f"{source}: line {line_number}: {what} is {token!r} (NaN or infinite)")
+    return value
+
+
+def parse_bvh_file(text: str, source: str = "<string>") -> BvhFile:
+    """Parse BVH text into a ``BvhFile``; MotionError naming ``source`` for any malformed part."""
+    if not isinstance(text, str):
+        raise MotionError(f"{source}: BVH text must be a str, got {type(text).__name__}")
+    lines = text.lstrip("\ufeff").splitlines()
+    motion_at = next((i for i, line in enumerate(lines) if line.strip().upper() == "MOTION"), None)
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if first.upper() != "HIERARCHY":
+        problem = "the file is empty" if not first else f"it starts with {first[:40]!r}"
+        raise MotionError(f"{source}: not a BVH file: no HIERARCHY section ({problem})")
+    if motion_at is None:
+        raise MotionError(f"{source}: no MOTION section after the HIERARCHY (file truncated?)")
+
+    names: list[str] = []
+    parents: list[int] = []
+    offsets: list[list[float]] = []
+    channels: list[list[str]] = []
+    end_sites: dict[int, np.ndarray] = {}
+    stack: list[int] = []          # open joints (-2 marks an End Site block)
+    pending: int | None = None     # joint (or -2) declared, waiting for its "{"
+    for number, raw in enumerate(lines[:motion_at], start=1):
+        tokens = raw.split()
+        if not tokens:
+            continue
+        keyword = tokens[0].upper()
+        if keyword == "HIERARCHY":
+            continue
+        if keyword in ("ROOT", "JOINT"):
+            name = " ".join(t for t in tokens[1:] if t != "{")
+            if not name:
+                raise MotionError(f"{source}: line {number}: {tokens[0]} without a name")
+            if keyword == "JOINT" and not stack:
+                raise MotionError(f"{source}: line {number}: JOINT {name} outside any ROOT")
+            if name in names:
+                raise MotionError(f"{source}: line {number}: joint name {name!r} used twice")
+            parent = stack[-1] if stack else -1
+            if parent == -2:
+                raise MotionError(f"{source}: line {number}: JOINT {name} inside an End Site")
+            names.append(name)
+            parents.append(parent)
+            offsets.append([0.0, 0.0, 0.0])
+            channels.append([])
+            pending = len(names) - 1
+            tokens = tokens[-1:] if tokens[-1] == "{" else []
+        elif keyword == "END":
+            if not stack or stack[-1] == -2:
+                raise MotionError(f"{source}: line {number}: End Site outside a joint")
+            pending = -2
+            end_sites[stack[-1]] = np.zeros(3)
+            tokens = tokens[-1:] if tokens[-1] == "{" else []
+        if tokens and tokens[0] == "{":
+            if pending is None:
+                raise MotionError(f"{source}: line {number}: '{{' without a joint before it")
+            stack.append(pending)
+            pending = None
+        elif tokens and tokens[0] == "}":
+            if not stack:
+                raise MotionError(f"{source}: line {number}: unbalanced '}}'")
+            stack.pop()
+        elif keyword == "OFFSET":
+            if len(tokens) != 4 or not stack:
+                raise MotionError(f"{source}: line {number}: OFFSET needs 3 numbers inside a joint")
+            offset = [_number(t, source, number, "OFFSET value") for t in tokens[1:]]
+            if stack[-1] == -2:
+                end_sites[stack[-2]] = np.array(offset)
+            else:
+                offsets[stack[-1]] = offset
+        elif keyword == "CHANNELS":
+            if not stack or stack[-1] == -2:
+                raise MotionError(f"{source}: line {number}: CHANNELS outside a joint")
+            count = int(_number(tokens[1], source, number, "channel count")) if len(tokens) > 1 else -1
+            listed = tokens[2:]
+            if count != len(listed):
+                raise MotionError(f"{source}: line {number}: CHANNELS says {count} but lists {len(listed)}")
+            for channel in listed:
+                if channel[1:].lower() not in ("position", "rotation") or channel[0].upper() not in _AXIS:
+                    raise MotionError(f"{source}: line {number}: unknown channel {channel!r}")
+            channels[stack[-1]] = [c[0].upper() + c[1:].lower() for c in listed]
+        elif keyword not in ("ROOT", "JOINT", "END"):
+            raise MotionError(f"{source}: line {number}: unexpected {tokens[0]!r} in the HIERARCHY")
+    if stack or pending is not None:
+        raise MotionError(f"{source}: HIERARCHY has unclosed braces before MOTION (file truncated?)")
+    if not names:
+        raise MotionError(f"{source}: HIERARCHY has no joints")
+
+    frame_count, frame_time, body_at = None, None, motion_at + 1
+    for number in range(motion_at + 1, min(motion_at + 6, len(lines))):
+        line = lines[number].strip()
+        if not line:
+            continue
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "frames":
+            frame_count = int(_number(value.strip() or "?", source, number + 1, "Frames"))
+            body_at = number + 1
+        elif key == "frame time":
+            frame_time = _number(value.strip() or "?", source, number + 1, "Frame Time")
+            body_at = number + 1
+        else:
+            break
+    if frame_count is None or frame_time is None:
+        raise MotionError(f"{source}: MOTION section lacks a 'Frames:' or 'Frame Time:' line")
+    if frame_count <= 0:
+        raise MotionError(f"{source}: the file has zero frames (Frames: {frame_count})")
+    if frame_time <= 0:
+        raise MotionError(f"{source}: Frame Time must be positive, got {frame_time}")
+
+    width = sum(len(c) for c in channels)
+    rows = [(number, line.split()) for number, line in enumerate(lines[body_at:], start=body_at + 1)
+            if line.strip()][:frame_count]
+    if len(rows) < frame_count:
+        raise MotionError(f"{source}: truncated: 'Frames: {frame_count}' but only {len(rows)} frame lines follow")
+    for frame, (number, values) in enumerate(rows):
+        if len(values) != width:
+            raise MotionError(f"{source}: line {number} (frame {frame}) has {len(values)} numbers, "
+                              f"expected {width} (one per channel)")
+    try:
+        frames = np.array(list(itertools.chain.from_iterable(v for _, v in rows)), dtype=np.float64)
+    except ValueError:
+        for frame, (number, values) in enumerate(rows):
+            for value in values:
+                _number(value, source, number, f"frame {frame} value")
+        raise
+    frames = frames.reshape(frame_count, width)
+    if not np.isfinite(frames).all():
+        frame = int(np.argwhere(~np.isfinite(frames))[0][0])
+        raise MotionError(f"{source}: line {rows[frame][0]} (frame {frame}) holds NaN or infinite values")
+    first_channel = list(np.cumsum([0] + [len(c) for c in channels[:-1]]))
+    return BvhFile(names, parents, np.array(offsets, dtype=np.float64), channels,
+                   [int(c) for c in first_channel], end_sites, frames, float(frame_time))
+
+
+# ----------------------------------------------------------------------------- kinematics
+
+def _axis_rotations(axis: int, degrees: np.ndarray) -> np.ndarray:
+    """(T,) angles about one axis -> (T, 3, 3) rotation matrices (column vectors)."""
+    radians = np.radians(degrees)
+    cos, sin = np.cos(radians), np.sin(radians)
+    i, j = [(1, 2), (2, 0), (0, 1)][axis]
+    matrices = np.zeros((len(degrees), 3, 3))
+    matrices[:, axis, axis] = 1.0
+    matrices[:, i, i] = cos
+    matrices[:, j, j] = cos
+    matrices[:, i, j] = -sin
+    matrices[:, j, i] = sin
+    return matrices
+
+
+def forward_kinematics(bvh: BvhFile, needed: list[int] | None = None) -> np.ndarray:
+    """World positions (T, J, 3) of the joints' origins, file units, the file's own axes.
+
+    ``needed``: joint indices whose positions are wanted (their ancestors are computed too);
+    the others are left NaN. Default: all joints.
+    """
+    count = len(bvh.names)
+    compute = np.zeros(count, dtype=bool)
+    for joint in (range(count) if needed is None else needed):
+        while joint >= 0 and not compute[joint]:
+            compute[joint] = True
+            joint = bvh.parents[joint]
+    frames = len(bvh.frames)
+    positions = np.full((frames, count, 3), np.nan)
+    rotations: dict[int, np.ndarray] = {}
+    for joint in range(count):  # file order: parents come before their children
+        if not compute[joint]:
+            continue
+        translation = np.repeat(bvh.offsets[joint][None], frames, axis=0)
+        rotation = None
+        for k, channel in enumerate(bvh.channels[joint]):
+            values = bvh.frames[:, bvh.first_channel[joint] + k]
+            axis = _AXIS[channel[0]]
+            if channel.endswith("position"):
+                translation[:, axis] = values
+            else:
+                step = _axis_rotations(axis, values)
+                rotation = step if rotation is None else rotation @ step
+        parent = bvh.parents[joint]
+        if parent < 0:
+            positions[:, joint] = translation
+            world = rotation
+        else:
+            parent_rotation = rotations[parent]
+            positions[:, joint] = positions[:, parent] + (
+                translation if parent_rotation is None else np.einsum("tij,tj->ti", parent_rotation, translation))
+            world = parent_rotation if rotation is None else (
+                rotation if parent_rotation is None else parent_rotation @ rotation)
+        rotations[joint] = world
+    return positions
+
+
+def _chain(bvh: BvhFile, ancestor: int, joint: int) -> list[int]:
+    """Joint indices from ``ancestor`` down to ``joint``; just the two if not an ancestor."""
+    path = [joint]
+    while path[-1] != ancestor and path[-1] >= 0:
+        path.append(bvh.parents[path[-1]])
+    return path[::-1] if path[-1] == ancestor else [ancestor, joint]
+
+
+def _along(points: np.ndarray, fraction: float) -> np.ndarray:
+    """The point at ``fraction`` of the arc length of polylines (T, K, 3) -> (T, 3)."""
+    segments = np.linalg.norm(np.diff(points, axis=1), axis=-1)          # (T, K-1)
+    cumulative = np.concatenate([np.zeros((len(points), 1)), np.cumsum(segments, axis=1)], axis=1)
+    target = fraction * cumulative[:, -1:]                                # (T, 1)
+    index = np.clip((cumulative[:, 1:-1] < target).sum(axis=1), 0, points.shape[1] - 2)
+    rows = np.arange(len(points))
+    start, length = cumulative[rows, index], segments[rows, index]
+    weight = np.where(length > 0, (target[:, 0] - start) / np.where(length > 0, length, 1.0), 0.0)
+    return points[rows, index] + weight[:, None] * (points[rows, index + 1] - points[rows, index])
+
+
+def _infer_scale(leg_length: float, source: str) -> float:
+    """Metres per file unit, from the leg length in file units (see ``UNIT_SCALES``)."""
+    if not leg_length > 0:
+        raise MotionError(f"{source}: the skeleton's legs have zero length; cannot infer its unit")
+    low, high = PLAUSIBLE_LEG_METRES
+    fitting = [s for s in UNIT_SCALES.values() if low <= leg_length * s <= high]
+    if fitting:
+        return fitting[0]
+    return min(UNIT_SCALES.values(), key=lambda s: abs(np.log(leg_length * s / TYPICAL_LEG_METRES)))
+
+
+def _smpl_joints(bvh: BvhFile, resolved: dict[str, str], source: str, scale: float | None) -> np.ndarray:
+    """(T, 22, 3) SMPL joint positions in metres (file axes) from a parsed file and resolved map."""
+    index = {name: i for i, name in enumerate(bvh.names)}
+    mapped = {joint: index[bone] for joint, bone in resolved.items()}
+    needed = list(mapped.values())
+    spine_chain = _chain(bvh, mapped["pelvis"], mapped["neck"])
+    needed += spine_chain
+    positions = forward_kinematics(bvh, needed)
+
+    if scale is None:
+        legs = []
+        for ankle in ("left_ankle", "right_ankle"):
+            chain = _chain(bvh, mapped["pelvis"], mapped[ankle])
+            legs.append(np.linalg.norm(np.diff(positions[0, chain], axis=0), axis=-1).sum())
+        scale = _infer_scale(float(np.mean(legs)), source)
+    positions = positions * scale
+
+    joints = np.zeros((len(bvh.frames), NUM_JOINTS, 3))
+    for joint, bvh_index in mapped.items():
+        joints[:, JOINT_NAMES.index(joint)] = positions[:, bvh_index]
+
+    # Missing spine joints: along the rig's own spine at SMPL's proportions between the nearest
+    # mapped neighbours (pelvis and neck are always mapped).
+    heights = np.concatenate([[0.0], np.cumsum(TARGET_BONE_LENGTHS[[3, 6, 9, 12]])])
+    for k, joint in enumerate(_SPINE):
+        if joint in mapped:
+            continue
+        below = max(i for i in range(k) if _SPINE[i] in mapped)
+        above = min(i for i in range(k + 1, len(_SPINE)) if _SPINE[i] in mapped)
+        fraction = (heights[k] - heights[below]) / (heights[above] - heights[below])
+        chain = _chain(bvh, mapped[_SPINE[below]], mapped[_SPINE[above]])
+        joints[:, JOINT_NAMES.index(joint)] = _along(positions[:, chain], fraction)
+    # Missing collars: on the line spine3 -> shoulder, at SMPL's proportion.
+    for side in ("left", "right"):
+        collar = f"{side}_collar"
+        if collar in mapped:
+            continue
+        c, s = JOINT_NAMES.index(collar), JOINT_NAMES.index(f"{side}_shoulder")
+        fraction = TARGET_BONE_LENGTHS[c] / (TARGET_BONE_LENGTHS[c] + TARGET_BONE_LENGTHS[s])
+        spine3 = joints[:, JOINT_NAMES.index("spine3")]
+        joints[:, c] = spine3 + fraction * (joints[:, s] - spine3)
+    return joints
+
+
+def _to_y_up(joints: np.ndarray) -> np.ndarray:
+    """Turn a Z-up clip to Y up: (x, y, z) -> (x, z, -y), when Z is clearly the up axis.
+
+    The up direction is the median over frames of (head - pelvis) + (pelvis - mid-ankles); the clip
+    is Z-up when that vector's Z part is positive and larger than its Y and X parts.
+    """
+    pelvis, head = joints[:, 0], joints[:, JOINT_NAMES.index("head")]
+    ankles = joints[:, [JOINT_NAMES.index("left_ankle"), JOINT_NAMES.index("right_ankle")]].mean(axis=1)
+    up = np.median((head - pelvis) + (pelvis - ankles), axis=0)
+    if up[2] > abs(up[1]) and up[2] > abs(up[0]):
+        return np.stack([joints[..., 0], joints[..., 2], -joints[..., 1]], axis=-1)
+    return joints
+
+
+def bvh_to_motion(bvh: BvhFile, bone_map: "BoneMap | dict | str | Path | None" = None,
+                  source: str = "<string>") -> Motion:
+    """A parsed BVH file as an ``engine.Motion`` (see ``parse_bvh``)."""
+    try:
+        bone_map = detect_bone_map(bvh.names) if bone_map is None else load_bone_map(bone_map)
+        resolved = bone_map.resolve(bvh.names)
+    except MotionError as error:
+        raise MotionError(f"{source}: {error}") from None
+    if bone_map.bvh.get("first_frame_is_tpose", False):
+        if len(bvh.frames) < 2:
+            raise MotionError(f"{source}: only the T-pose frame, no motion (bone map '{bone_map.source}' drops frame 0)")
+        bvh = BvhFile(**{**bvh.__dict__, "frames": bvh.frames[1:]})
+    joints = _smpl_joints(bvh, resolved, source, bone_map.bvh.get("scale_to_metres"))
+    return Motion(_to_y_up(joints).astype(np.float32), bvh.fps)
+
+
+def parse_bvh(text: str, source: str = "<string>",
+              bone_map: "BoneMap | dict | str | Path | None" = None) -> Motion:
+    """BVH text -> ``engine.Motion``: (T, 22, 3) float32 metres, Y up, at the file's fps.
+
+    ``bone_map``: a preset id, JSON path, dict or BoneMap; None detects it from the joint names.
+    Units come from the map's ``bvh.scale_to_metres`` or are inferred from the leg length
+    (``UNIT_SCALES``); Z-up files are turned to Y up; the world root composes all ancestors; a map
+    with ``bvh.first_frame_is_tpose`` drops frame 0. ``source`` names the text in error messages.
+    """
+    return bvh_to_motion(parse_bvh_file(text, source), bone_map, source)
+
+
+def read_bvh(path: str | Path, bone_map: "BoneMap | dict | str | Path | None" = None) -> Motion:
+    """Read a BVH file into an ``engine.Motion`` (see ``parse_bvh``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MotionError(f"BVH file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        text = path.read_text(encoding="latin-1")
+    except OSError as error:
+        raise MotionError(f"BVH file {path} cannot be read: {error}") from None
+    return parse_bvh(text, source=str(path), bone_map=bone_map)
