@@ -64,8 +64,18 @@ def environments() -> dict[str, Environment]:
     return {main.name: main, blender5.name: blender5}
 
 
-def requirements_hash(requirements: tuple[str, ...]) -> str:
-    return hashlib.sha256("\n".join(requirements).encode()).hexdigest()
+def setup_hash(env: Environment) -> str:
+    """What a finished setup of env is keyed by: its pins and where the checkout lives (the .pth file)."""
+    return hashlib.sha256("\n".join(env.requirements + (str(ROOT),)).encode()).hexdigest()
+
+
+def link_checkout(env: Environment) -> None:
+    """Put the repository root on env's sys.path (a .pth file), so `python -m engine` works from any folder."""
+    result = subprocess.run([str(env.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"cannot find the site-packages folder of {env.folder}: {result.stderr.strip()}")
+    (Path(result.stdout.strip()) / "motiongpt-checkout.pth").write_text(f"{ROOT}\n")
 
 
 @contextmanager
@@ -94,7 +104,7 @@ def python_version(python: Path) -> str:
 def setup_environment(env: Environment) -> None:
     """Create env.folder if missing and pip-install its pins; nothing to do when the stamp matches."""
     stamp = env.folder / STAMP_NAME
-    wanted = requirements_hash(env.requirements)
+    wanted = setup_hash(env)
     if env.python.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
         print(f"setup: {env.name} is up to date ({len(env.requirements)} pinned requirements)")
         return
@@ -113,6 +123,7 @@ def setup_environment(env: Environment) -> None:
         raise BuildError(f"pip failed (exit {result.returncode}) installing into {env.folder}; pip's "
                          f"output above says why. That venv runs Python {python_version(env.python)}: "
                          f"the bpy 4.5 / 5.0 wheels exist for Python 3.11 only")
+    link_checkout(env)
     stamp.write_text(wanted + "\n")
     print(f"setup: {env.name} ready ({time.perf_counter() - started:.0f} s)")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,15 +57,23 @@ def add_bvh_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    """Print a BVH file's frames, frame rate, duration and the bone map used."""
-    from .bvh import read_bvh
-    motion = read_bvh(args.bvh, bone_map=args.bone_map)
+    """Print a BVH file's frames, frame rate, duration and the bone map used (SMPL joint <- BVH joint)."""
+    from .bone_maps import detect_bone_map, load_bone_map
+    from .bvh import parse_bvh_file, read_bvh
+    motion = read_bvh(args.bvh, bone_map=args.bone_map)  # checks the whole file first
+    try:
+        text = args.bvh.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = args.bvh.read_text(encoding="latin-1")
+    joint_names = parse_bvh_file(text, source=str(args.bvh)).names
+    bone_map = detect_bone_map(joint_names) if args.bone_map is None else load_bone_map(args.bone_map)
     print(f"file      {args.bvh}")
     print(f"frames    {motion.num_frames}")
     print(f"fps       {motion.fps:g}")
     print(f"duration  {motion.duration:.3f} s")
-    bone_map = getattr(motion, "bone_map", None) or args.bone_map or "detected"
-    print(f"bone map  {bone_map}")
+    print(f"bone map  {bone_map.source} ({'detected' if args.bone_map is None else 'given'}): {bone_map.name}")
+    for joint, bvh_joint in bone_map.resolve(joint_names).items():
+        print(f"  {joint:<14} <- {bvh_joint}")
     return 0
 
 
@@ -145,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args) or 0
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except MotionError as error:
         message = str(error)
     except OSError as error:
