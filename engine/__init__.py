@@ -8,3 +8,11 @@ from .motion import FEATURE_DIM, FEATURE_GROUPS, JOINT_NAMES, MODEL_FPS, Motion,
 
 __all__ = ["FEATURE_DIM", "FEATURE_GROUPS", "JOINT_NAMES", "MODEL_FPS", "Motion", "MotionError",
            "Normalizer"]
+
+
+def __getattr__(name: str):
+    """Lazy exports of the torch parts, so that ``import engine`` does not import torch."""
+    if name == "MotionTokenizer":
+        from .tokenizer import MotionTokenizer
+        return MotionTokenizer
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
