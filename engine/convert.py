@@ -21,12 +21,11 @@ import re
 import sys
 from pathlib import Path
 
-import torch
-
-from .checkpoint import load_state_dict
 from .errors import MotionError
 from .motion import Normalizer
-from .tokenizer import MotionTokenizer, TokenizerConfig
+
+# torch, transformers and the tokenizer are imported inside the functions: the CLI imports this
+# module to list its command.
 
 HUB_PREFIX = "hf://"
 OFFICIAL_FILENAME = "motiongpt_s3_h3d.tar"
@@ -98,9 +97,10 @@ def load_text_tokenizer(folder: str | Path | None):
 
 # ----------------------------------------------------------------------------- the VQ-VAE
 
-def tokenizer_config_from_weights(state: dict[str, torch.Tensor], dilation_growth_rate: int = 3,
-                                  source: str = "checkpoint") -> TokenizerConfig:
+def tokenizer_config_from_weights(state: dict[str, "torch.Tensor"], dilation_growth_rate: int = 3,
+                                  source: str = "checkpoint") -> "TokenizerConfig":
     """Read the VQ-VAE sizes off its tensors (the dilation rate is not visible in the weights)."""
+    from .tokenizer import TokenizerConfig
     try:
         codebook = state["quantizer.codebook"]
         first = state["encoder.model.0.weight"]
@@ -152,6 +152,7 @@ def write_language_model(state: dict[str, torch.Tensor], text_tokenizer, code_nu
     so the safetensors file is written here directly, with both ``shared.weight`` and
     ``lm_head.weight``; ``from_pretrained`` then sees two different tensors and keeps them apart.
     """
+    import torch
     from safetensors.torch import save_file
     from transformers import T5ForConditionalGeneration
 
@@ -208,6 +209,9 @@ def convert_motiongpt(checkpoint: str | Path, stats_dir: str | Path, out_dir: st
     assets/meta). ``text_tokenizer`` is a folder with flan-t5-base's tokenizer (downloaded from
     the hub when None). Returns a summary dict (paths, entry counts).
     """
+    from .checkpoint import load_state_dict
+    from .tokenizer import MotionTokenizer
+
     path = resolve_checkpoint(checkpoint)
     normalizer = Normalizer.load(stats_dir)
     state = load_state_dict(path)
@@ -249,23 +253,37 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``convert-motiongpt CHECKPOINT --stats DIR --out DIR [--text-tokenizer DIR]``."""
-    parser = argparse.ArgumentParser(prog="python -m engine convert-motiongpt",
-                                     description="Import the official MotionGPT checkpoint.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help=f"path to {OFFICIAL_FILENAME} or hf://OpenMotionLab/MotionGPT-base")
     parser.add_argument("--stats", required=True, help="folder with MotionGPT's mean.npy / std.npy")
     parser.add_argument("--out", required=True, help="output model folder (tokenizer/ and lm/ inside)")
     parser.add_argument("--text-tokenizer", default=None,
                         help=f"folder with a T5 tokenizer (default: download {TEXT_TOKENIZER_REPO})")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the conversion for parsed arguments; prints the summary as JSON."""
+    summary = convert_motiongpt(args.checkpoint, args.stats, args.out, args.text_tokenizer)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def register_commands(register) -> None:
+    """Add ``convert-motiongpt`` to ``python -m engine``."""
+    register("convert-motiongpt", run, add_arguments,
+             help="import the official MotionGPT checkpoint (motiongpt_s3_h3d.tar) as a model folder")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``convert-motiongpt CHECKPOINT --stats DIR --out DIR [--text-tokenizer DIR]``; exit 1 on bad input."""
+    parser = argparse.ArgumentParser(prog="python -m engine.convert",
+                                     description="Import the official MotionGPT checkpoint.")
+    add_arguments(parser)
     try:
-        summary = convert_motiongpt(args.checkpoint, args.stats, args.out, args.text_tokenizer)
+        return run(parser.parse_args(argv))
     except MotionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(json.dumps(summary, indent=2))
-    return 0
 
 
 if __name__ == "__main__":
