@@ -1,0 +1,360 @@
+"""BVH import on real mocap (Bandai Namco dataset 1 and 2, CMU) and on synthetic files of other families."""
+import tarfile
+import time
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from engine import Motion, MotionError
+from engine.bone_maps import load_bone_map
+from engine.bvh import forward_kinematics, parse_bvh, parse_bvh_file, read_bvh
+from engine.motion import JOINT_NAMES, bone_lengths
+
+J = {name: i for i, name in enumerate(JOINT_NAMES)}
+FEET = [J["left_ankle"], J["right_ankle"], J["left_foot"], J["right_foot"]]
+NOT_ON_FLAT_FLOOR = {"01_08", "01_14"}  # CMU playground: climbing, sitting on a frame, dangling legs
+
+
+def header_frames(text):
+    return int(text.split("Frames:")[1].split()[0])
+
+
+@pytest.fixture(scope="session")
+def real_clips(shared_data):
+    """Every Bandai dataset-1 and CMU clip, imported once: name -> (Motion, header frame count)."""
+    files = sorted((shared_data / "bandai" / "dataset-1" / "data").glob("*.bvh")) + \
+        sorted((shared_data / "cmu").glob("*.bvh"))
+    assert len(files) == 174 + 65
+    clips = {}
+    start = time.perf_counter()
+    for path in files:
+        clips[path.stem] = (read_bvh(path), header_frames(path.read_text()))
+    clips["_seconds"] = time.perf_counter() - start
+    return clips
+
+
+@pytest.fixture(scope="session")
+def dataset2_sample(shared_data):
+    """The first 100 BVH members of dataset-2.tar.xz, read in one sequential pass: name -> text."""
+    texts = {}
+    with tarfile.open(shared_data / "bandai" / "dataset-2.tar.xz", "r:xz") as archive:
+        for member in archive:
+            if member.isfile() and member.name.endswith(".bvh"):
+                texts[member.name] = archive.extractfile(member).read().decode("ascii")
+                if len(texts) == 100:
+                    break
+    return texts
+
+
+def clip_items(real_clips):
+    return [(name, motion, frames) for name, value in real_clips.items() if not name.startswith("_")
+            for motion, frames in [value]]
+
+
+def check_plausible_human(name, joints):
+    """Standing adult, metres, Y up: rigid bones, head above pelvis, feet on a floor, pelvis ~0.8-1.1 m."""
+    joints = joints.astype(np.float64)
+    assert np.isfinite(joints).all(), name
+    lengths = bone_lengths(joints)
+    assert lengths.std(axis=0).max() < 1e-4, f"{name}: bone lengths change over time"
+    assert (lengths[0, 1:] > 0.01).all(), f"{name}: a bone of zero length {lengths[0]}"
+    assert np.median(joints[:, J["head"], 1] - joints[:, 0, 1]) > 0.25, f"{name}: head not above pelvis"
+    if name in NOT_ON_FLAT_FLOOR:
+        return
+    lowest = joints[:, FEET, 1].min(axis=1)
+    floor = np.percentile(lowest, 5)  # robust to glitch frames (CMU 09_10 frames 1-4 are all zeros)
+    assert -0.08 < floor < 0.2, f"{name}: feet not near the floor y=0 ({floor:.3f} m)"
+    pelvis = np.median(joints[:, 0, 1]) - floor
+    assert 0.75 < pelvis < 1.15, f"{name}: pelvis height {pelvis:.3f} m"
+
+
+def test_all_real_clips_import_as_plausible_humans(real_clips):
+    print(f"\nimported 174 Bandai dataset-1 + 65 CMU clips in {real_clips['_seconds']:.2f} s")
+    for name, motion, frames in clip_items(real_clips):
+        assert motion.joints.shape[1:] == (22, 3) and motion.joints.dtype == np.float32
+        check_plausible_human(name, motion.joints)
+        if name.startswith("dataset-1"):
+            assert motion.fps == 30.0 and motion.num_frames == frames, name
+        else:
+            assert motion.fps == 120.0, name
+            assert motion.num_frames == frames - 1, f"{name}: the T-pose frame 0 must be dropped"
+
+
+def test_walks_have_left_on_the_characters_left(real_clips):
+    walks = [(n, m) for n, m, _ in clip_items(real_clips)
+             if n.startswith("dataset-1_walk_") or n in ("02_01", "02_02", "07_01", "07_02", "08_01", "08_02")]
+    assert len(walks) == 36
+    for name, motion in walks:
+        joints = motion.joints.astype(np.float64)
+        forward = joints[-1, 0] - joints[0, 0]
+        forward[1] = 0.0
+        assert np.linalg.norm(forward) > 1.0, f"{name}: a walk should travel"
+        left = np.cross([0.0, 1.0, 0.0], forward / np.linalg.norm(forward))
+        across = joints[:, J["left_hip"]] - joints[:, J["right_hip"]]
+        assert (across @ left > 0).mean() > 0.95, name
+        shoulders = joints[:, J["left_shoulder"]] - joints[:, J["right_shoulder"]]
+        assert (shoulders @ left > 0).mean() > 0.95, name
+        pelvis = np.median(joints[:, 0, 1]) - np.percentile(joints[:, FEET, 1].min(axis=1), 5)
+        assert 0.8 < pelvis < 1.1, f"{name}: standing pelvis height {pelvis:.3f} m"
+
+
+def test_real_clips_give_finite_features(real_clips):
+    for name, motion, _ in clip_items(real_clips):
+        at_20 = motion.resample(20)
+        features = at_20.to_features()
+        assert features.shape == (at_20.num_frames - 1, 263) and np.isfinite(features).all(), name
+
+
+def test_dataset2_sample_from_one_tar_pass(dataset2_sample):
+    assert len(dataset2_sample) == 100
+    for member, text in dataset2_sample.items():
+        motion = parse_bvh(text, source=member)
+        assert motion.fps == 30.0 and motion.num_frames == header_frames(text), member
+        check_plausible_human(member, motion.joints)
+
+
+def test_cmu_tpose_frame_is_frame_zero_of_the_file(shared_data):
+    path = shared_data / "cmu" / "02_01.bvh"
+    dropped = read_bvh(path)
+    kept = read_bvh(path, bone_map={**load_bone_map("cmu").to_dict(),
+                                    "bvh": {"scale_to_metres": 0.056444}})
+    assert kept.num_frames == dropped.num_frames + 1
+    np.testing.assert_array_equal(kept.joints[1:], dropped.joints)
+    # Frame 0 is the converter's T-pose: arms out to the sides, wrists far apart.
+    span = np.linalg.norm(kept.joints[0, J["left_wrist"]] - kept.joints[0, J["right_wrist"]])
+    assert span > 1.2
+
+
+def test_world_root_composes_joint_root_and_hips(shared_data):
+    """Bandai's joint_Root moves in dash_normal_001: the pelvis is joint_Root + Hips, not Hips alone."""
+    path = shared_data / "bandai" / "dataset-1" / "data" / "dataset-1_dash_normal_001.bvh"
+    bvh = parse_bvh_file(path.read_text(), str(path))
+    assert bvh.names[:2] == ["joint_Root", "Hips"]
+    root_z = bvh.frames[:, 2]
+    assert np.ptp(root_z) > 10.0  # joint_Root's Zposition moves (cm)
+    assert np.abs(bvh.frames[:, 3:6]).max() < 1e-6  # and does not rotate
+    expected_pelvis = (bvh.frames[:, 0:3] + bvh.frames[:, 6:9]) * 0.01
+    np.testing.assert_allclose(read_bvh(path).joints[:, 0], expected_pelvis, atol=1e-5)
+
+
+def test_motion_from_bvh_delegates(shared_data):
+    path = shared_data / "bandai" / "dataset-1" / "data" / "dataset-1_bow_normal_001.bvh"
+    np.testing.assert_array_equal(Motion.from_bvh(path).joints, read_bvh(path, bone_map="bandai").joints)
+
+
+# ----------------------------------------------------------------------------- synthetic files
+
+# A Mixamo-named skeleton, Z up, metres, facing -Y (Blender's convention): name, parent, offset,
+# channels. Channel orders differ per joint; the root interleaves positions and rotations and
+# LeftArm carries position channels of its own.
+SKELETON = [
+    ("Hips", None, (0.0, 0.0, 0.95), "Xposition Zrotation Yposition Xrotation Zposition Yrotation"),
+    ("Spine", "Hips", (0.0, 0.01, 0.10), "Xrotation Yrotation Zrotation"),
+    ("Spine1", "Spine", (0.0, 0.0, 0.12), "Zrotation Xrotation Yrotation"),
+    ("Spine2", "Spine1", (0.0, 0.0, 0.12), "Yrotation Zrotation Xrotation"),
+    ("Neck", "Spine2", (0.0, 0.0, 0.16), "Zrotation Yrotation Xrotation"),
+    ("Head", "Neck", (0.0, 0.0, 0.10), "Xrotation Zrotation Yrotation"),
+    ("LeftShoulder", "Spine2", (0.04, 0.0, 0.12), "Zrotation Xrotation Yrotation"),
+    ("LeftArm", "LeftShoulder", (0.13, 0.0, 0.0), "Yrotation Xposition Yposition Zposition Zrotation Xrotation"),
+    ("LeftForeArm", "LeftArm", (0.27, 0.0, 0.0), "Zrotation Xrotation Yrotation"),
+    ("LeftHand", "LeftForeArm", (0.26, 0.0, 0.0), "Zrotation Xrotation Yrotation"),
+    ("RightShoulder", "Spine2", (-0.04, 0.0, 0.12), "Zrotation Xrotation Yrotation"),
+    ("RightArm", "RightShoulder", (-0.13, 0.0, 0.0), "Zrotation Xrotation Yrotation"),
+    ("RightForeArm", "RightArm", (-0.27, 0.0, 0.0), "Xrotation Yrotation Zrotation"),
+    ("RightHand", "RightForeArm", (-0.26, 0.0, 0.0), "Zrotation Xrotation Yrotation"),
+    ("LeftUpLeg", "Hips", (0.09, 0.0, -0.06), "Yrotation Xrotation Zrotation"),
+    ("LeftLeg", "LeftUpLeg", (0.0, 0.0, -0.42), "Xrotation"),
+    ("LeftFoot", "LeftLeg", (0.0, 0.0, -0.41), "Zrotation Xrotation Yrotation"),
+    ("LeftToeBase", "LeftFoot", (0.0, -0.13, -0.06), "Zrotation Xrotation Yrotation"),
+    ("RightUpLeg", "Hips", (-0.09, 0.0, -0.06), "Zrotation Xrotation Yrotation"),
+    ("RightLeg", "RightUpLeg", (0.0, 0.0, -0.42), "Zrotation Xrotation Yrotation"),
+    ("RightFoot", "RightLeg", (0.0, 0.0, -0.41), "Zrotation Xrotation Yrotation"),
+    ("RightToeBase", "RightFoot", (0.0, -0.13, -0.06), "Zrotation Xrotation Yrotation"),
+]
+END_SITES = {"Head": (0.0, 0.0, 0.12), "LeftHand": (0.1, 0.0, 0.0), "RightHand": (-0.1, 0.0, 0.0),
+             "LeftToeBase": (0.0, -0.05, 0.0), "RightToeBase": (0.0, -0.05, 0.0)}
+
+
+def synthetic_frames(frames=12, seed=0):
+    """Channel values (T, C): a root path with small random rotations; positions in metres."""
+    rng = np.random.default_rng(seed)
+    columns = []
+    for name, parent, offset, channels in SKELETON:
+        for channel in channels.split():
+            axis = "XYZ".index(channel[0])
+            if channel.endswith("position"):
+                base = offset[axis] + (np.linspace(0, 0.8, frames) if (parent is None and axis == 1) else 0.0)
+                columns.append(base + rng.normal(0, 0.005, frames))
+            else:
+                columns.append(rng.normal(0, 12.0, frames))
+    return np.stack(columns, axis=1)
+
+
+def synthetic_text(frames, scale=1.0, names=None):
+    """BVH text of SKELETON with ``frames`` channel values, lengths multiplied by ``scale``."""
+    names = names or {}
+    children = {}
+    for joint in SKELETON:
+        children.setdefault(joint[1], []).append(joint)
+    position_columns = [k for k, channel in enumerate(" ".join(j[3] for j in SKELETON).split())
+                        if channel.endswith("position")]
+    values = frames.copy()
+    values[:, position_columns] *= scale
+
+    def block(joint, depth):
+        name, parent, offset, channels = joint
+        pad = "  " * depth
+        lines = [f"{pad}{'ROOT' if parent is None else 'JOINT'} {names.get(name, name)}", f"{pad}{{",
+                 f"{pad}  OFFSET {' '.join(f'{v * scale:.6f}' for v in offset)}",
+                 f"{pad}  CHANNELS {len(channels.split())} {channels}"]
+        for child in children.get(name, []):
+            lines += block(child, depth + 1)
+        if name in END_SITES:
+            lines += [f"{pad}  End Site", f"{pad}  {{",
+                      f"{pad}    OFFSET {' '.join(f'{v * scale:.6f}' for v in END_SITES[name])}", f"{pad}  }}"]
+        return lines + [f"{pad}}}"]
+
+    lines = ["HIERARCHY"] + block(SKELETON[0], 0) + ["MOTION", f"Frames: {len(values)}", "Frame Time: 0.04"]
+    lines += [" ".join(f"{v:.6f}" for v in row) for row in values]
+    return "\n".join(lines) + "\n"
+
+
+def reference_positions(frames):
+    """World joint positions (T, J, 3) of SKELETON, computed with scipy's intrinsic Euler rotations."""
+    positions, rotations, column = {}, {}, 0
+    for name, parent, offset, channels in SKELETON:
+        translation = np.tile(np.array(offset, dtype=np.float64), (len(frames), 1))
+        axes, angles = "", []
+        for channel in channels.split():
+            if channel.endswith("position"):
+                translation[:, "XYZ".index(channel[0])] = frames[:, column]
+            else:
+                axes += channel[0]
+                angles.append(frames[:, column])
+            column += 1
+        local = Rotation.from_euler(axes.upper(), np.stack(angles, axis=1), degrees=True)
+        if parent is None:
+            positions[name], rotations[name] = translation, local
+        else:
+            positions[name] = positions[parent] + rotations[parent].apply(translation)
+            rotations[name] = rotations[parent] * local
+    return np.stack([positions[j[0]] for j in SKELETON], axis=1)
+
+
+def test_forward_kinematics_matches_scipy_for_any_channel_order():
+    frames = synthetic_frames()
+    bvh = parse_bvh_file(synthetic_text(frames), "synthetic.bvh")
+    assert bvh.names == [j[0] for j in SKELETON] and bvh.fps == 25.0
+    assert set(bvh.end_sites) == {bvh.names.index(n) for n in END_SITES}
+    np.testing.assert_allclose(forward_kinematics(bvh), reference_positions(np.round(frames, 6)), atol=1e-9)
+
+
+def test_z_up_metres_file_becomes_y_up_with_inferred_unit():
+    frames = synthetic_frames()
+    motion = parse_bvh(synthetic_text(frames), "zup.bvh")  # Mixamo names, auto-detected
+    reference = reference_positions(np.round(frames, 6))
+    index = {j[0]: i for i, j in enumerate(SKELETON)}
+    pelvis_zup = reference[:, index["Hips"]]
+    np.testing.assert_allclose(motion.joints[:, 0], np.stack(
+        [pelvis_zup[:, 0], pelvis_zup[:, 2], -pelvis_zup[:, 1]], axis=1), atol=1e-6)
+    joints = motion.joints
+    assert (joints[:, J["head"], 1] > joints[:, 0, 1] + 0.3).all()
+    assert 0.8 < np.median(joints[:, 0, 1]) < 1.1
+    assert motion.fps == 25.0
+    # Facing -Y in Blender becomes facing +Z: the character's left (+X) stays +X.
+    assert (joints[:, J["left_hip"], 0] > joints[:, J["right_hip"], 0]).all()
+
+
+@pytest.mark.parametrize("scale", [100.0, 1 / 0.0254, 1000.0, 1 / 0.056444])
+def test_units_are_inferred_from_leg_length(scale):
+    frames = synthetic_frames(frames=6, seed=1)
+    in_metres = parse_bvh(synthetic_text(frames), "m.bvh", bone_map="mixamo").joints
+    scaled = parse_bvh(synthetic_text(frames, scale=scale), "scaled.bvh", bone_map="mixamo").joints
+    np.testing.assert_allclose(scaled, in_metres, atol=2e-5)
+
+
+def test_fillable_joints_are_interpolated_on_the_rig():
+    frames = synthetic_frames(frames=5, seed=2)
+    text = synthetic_text(frames)
+    full = parse_bvh(text, "full.bvh", bone_map="mixamo").joints
+    bone_map = load_bone_map("mixamo").to_dict()
+    for joint in ("spine2", "left_collar"):
+        del bone_map["joints"][joint]
+    sparse = parse_bvh(text, "sparse.bvh", bone_map=bone_map).joints
+    same = [j for j in range(22) if j not in (J["spine2"], J["left_collar"])]
+    np.testing.assert_array_equal(sparse[:, same], full[:, same])
+    # spine2 is put on the rig's spine Spine -> Spine1 -> Spine2 (0.12 m + 0.12 m) at SMPL's proportion
+    # between spine1 and spine3 (0.1432 / (0.1432 + 0.0574) of the arc): on bone Spine1 -> Spine2 at 43%.
+    along = (0.1431902 / (0.1431902 + 0.0573647) * 0.24 - 0.12) / 0.12
+    np.testing.assert_allclose(sparse[:, J["spine2"]],
+                               full[:, J["spine2"]] + along * (full[:, J["spine3"]] - full[:, J["spine2"]]), atol=1e-5)
+    # The collar is on the straight line spine3 -> shoulder, about half way.
+    p, lo, hi = sparse[:, J["left_collar"]], sparse[:, J["spine3"]], sparse[:, J["left_shoulder"]]
+    t = ((p - lo) * (hi - lo)).sum(-1) / ((hi - lo) ** 2).sum(-1)
+    assert ((0.45 < t) & (t < 0.55)).all(), t
+    np.testing.assert_allclose(p, lo + t[:, None] * (hi - lo), atol=1e-5)
+
+
+def test_other_families_detected_from_bvh_names():
+    frames = synthetic_frames(frames=4, seed=3)
+    smpl_names = {"Hips": "m_avg_Pelvis", "Spine": "m_avg_Spine1", "Spine1": "m_avg_Spine2",
+                  "Spine2": "m_avg_Spine3", "Neck": "m_avg_Neck", "Head": "m_avg_Head"}
+    for side, s in (("Left", "L"), ("Right", "R")):
+        smpl_names.update({f"{side}Shoulder": f"m_avg_{s}_Collar", f"{side}Arm": f"m_avg_{s}_Shoulder",
+                           f"{side}ForeArm": f"m_avg_{s}_Elbow", f"{side}Hand": f"m_avg_{s}_Wrist",
+                           f"{side}UpLeg": f"m_avg_{s}_Hip", f"{side}Leg": f"m_avg_{s}_Knee",
+                           f"{side}Foot": f"m_avg_{s}_Ankle", f"{side}ToeBase": f"m_avg_{s}_Foot"})
+    reference = parse_bvh(synthetic_text(frames), "mixamo.bvh").joints
+    as_smpl = parse_bvh(synthetic_text(frames, names=smpl_names), "smpl.bvh").joints
+    np.testing.assert_array_equal(as_smpl, reference)
+    prefixed = {name: f"mixamorig:{name}" for name, *_ in SKELETON}
+    np.testing.assert_array_equal(parse_bvh(synthetic_text(frames, names=prefixed), "p.bvh").joints, reference)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def replace_token(line, index, token):
+    tokens = line.split()
+    tokens[index] = token
+    return " ".join(tokens)
+
+
+def bad_files(walk_text):
+    header, motion = walk_text.split("MOTION")
+    lines = motion.strip().splitlines()  # "Frames: 195", "Frame Time: ...", 195 frame lines
+    frame_lines = lines[2:]
+    return {
+        "empty.bvh": ("", "empty"),
+        "no_hierarchy.bvh": ("MOTION\nFrames: 1\nFrame Time: 0.1\n0 0 0\n", "no HIERARCHY"),
+        "no_motion.bvh": (header, "no MOTION"),
+        "cut_hierarchy.bvh": (walk_text[:400], "no MOTION"),
+        "few_lines.bvh": (header + "MOTION\n" + "\n".join(lines[:-3]) + "\n", "truncated"),
+        "short_line.bvh": (header + "MOTION\n" + "\n".join(lines[:-1] + [frame_lines[-1][:50]]) + "\n",
+                           "expected 132"),
+        "word.bvh": (header + "MOTION\n" + "\n".join(lines[:5] + [replace_token(lines[5], 3, "1.5q")] + lines[6:]),
+                     "'1.5q' is not a number"),
+        "zero_frames.bvh": (header + "MOTION\nFrames: 0\nFrame Time: 0.0333333\n", "zero frames"),
+        "nan.bvh": (header + "MOTION\n" + "\n".join(lines[:4] + [replace_token(lines[4], 7, "nan")] + lines[5:]),
+                    "NaN"),
+        "bad_frame_time.bvh": (header + "MOTION\nFrames: 1\nFrame Time: fast\n" + frame_lines[0], "Frame Time"),
+        "unknown_rig.bvh": (walk_text.replace("UpperLeg_L", "Thigh_Left").replace("LowerArm_R", "Elbow_Right"),
+                            "left_hip"),
+    }
+
+
+def test_bad_files_raise_motion_errors_naming_file_and_problem(shared_data, tmp_path):
+    walk = (shared_data / "bandai" / "dataset-1" / "data" / "dataset-1_walk_normal_001.bvh").read_text()
+    for file_name, (text, problem) in bad_files(walk).items():
+        path = tmp_path / file_name
+        path.write_text(text)
+        with pytest.raises(MotionError) as error:
+            read_bvh(path)
+        message = str(error.value)
+        assert file_name in message and problem in message, message
+    unknown = str(pytest.raises(MotionError, read_bvh, tmp_path / "unknown_rig.bvh").value)
+    assert "right_elbow" in unknown and "left_knee" not in unknown
+    with pytest.raises(MotionError, match="nowhere.bvh does not exist"):
+        read_bvh(tmp_path / "nowhere.bvh")
+    with pytest.raises(MotionError, match=r"text\.bvh.*Thigh_Left|text\.bvh.*left_hip"):
+        parse_bvh(bad_files(walk)["unknown_rig.bvh"][0], source="text.bvh", bone_map="bandai")
