@@ -120,9 +120,11 @@ def setup_environment(env: Environment) -> None:
     result = subprocess.run([str(env.python), "-m", "pip", "install", "--progress-bar", "off",
                              *env.requirements])
     if result.returncode != 0:
-        raise BuildError(f"pip failed (exit {result.returncode}) installing into {env.folder}; pip's "
-                         f"output above says why. That venv runs Python {python_version(env.python)}: "
-                         f"the bpy 4.5 / 5.0 wheels exist for Python 3.11 only")
+        version = python_version(env.python)
+        hint = "" if version.startswith("3.11.") else (f"; note: {env.name} runs Python {version}, but the "
+                                                       f"bpy 4.5 / 5.0 wheels exist for Python 3.11 only")
+        raise BuildError(f"pip failed (exit {result.returncode}) installing into {env.folder}; "
+                         f"pip's output above says why{hint}")
     link_checkout(env)
     stamp.write_text(wanted + "\n")
     print(f"setup: {env.name} ready ({time.perf_counter() - started:.0f} s)")
