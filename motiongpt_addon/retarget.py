@@ -1,0 +1,242 @@
+"""SMPL 22-joint motion onto any armature as keyframes, and back (the thin bpy side).
+
+``apply_motion`` turns an ``engine.Motion`` into a new Action on an armature; ``read_motion``
+evaluates an armature over a frame range back into an ``engine.Motion``. The geometry lives in
+``skeleton_fit`` (pure numpy); this module only reads the rig and writes keys.
+
+Keys written (``apply_motion``): for every mapped bone and every unmapped ancestor of one (e.g.
+the metarig's spine.005 between neck and head) one rotation channel set per scene frame, in the
+bone's rotation mode; for the pelvis bone also ``location``. Rigify: key the metarig itself
+(bone map "metarig": spine, thigh.L, ...) or a rig without constraints on its deform bones; the
+DEF- bones of a *generated* Rigify rig are driven by constraints, so keys on them have no effect.
+
+Spaces: everything is relative to the armature object (its location, rotation and scale are
+applied by Blender on top). ``read_motion`` returns positions in the object's frame (its
+location and rotation removed) in metres: its scale and the scene's unit scale are applied.
+"""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from engine.bone_maps import BoneMap, detect_bone_map, load_bone_map
+from engine.errors import MotionError
+from engine.motion import JOINT_NAMES, MODEL_FPS, NUM_JOINTS, Motion
+
+from . import anim_compat
+from .skeleton_fit import (AIM_CANDIDATES, RigSkeleton, blender_to_engine, engine_to_blender,
+                           fill_missing_joints, fit_motion, rotation_channels)
+
+# Bone names of the SMPL armature ``create_smpl_armature`` builds: the SMPL FBX/BVH names, so the
+# "smpl" bone-map preset finds them.
+SMPL_BONE_NAMES: dict[str, str] = {
+    "pelvis": "Pelvis", "left_hip": "L_Hip", "right_hip": "R_Hip", "spine1": "Spine1",
+    "left_knee": "L_Knee", "right_knee": "R_Knee", "spine2": "Spine2", "left_ankle": "L_Ankle",
+    "right_ankle": "R_Ankle", "spine3": "Spine3", "left_foot": "L_Foot", "right_foot": "R_Foot",
+    "neck": "Neck", "left_collar": "L_Collar", "right_collar": "R_Collar", "head": "Head",
+    "left_shoulder": "L_Shoulder", "right_shoulder": "R_Shoulder", "left_elbow": "L_Elbow",
+    "right_elbow": "R_Elbow", "left_wrist": "L_Wrist", "right_wrist": "R_Wrist",
+}
+
+
+# ----------------------------------------------------------------------------- rig reading
+
+def _check_armature(armature_obj) -> None:
+    if not isinstance(armature_obj, bpy.types.Object) or armature_obj.type != 'ARMATURE':
+        kind = getattr(armature_obj, "type", type(armature_obj).__name__)
+        name = getattr(armature_obj, "name", repr(armature_obj))
+        raise MotionError(f"'{name}' is not an armature (it is {kind}); select an armature object")
+    if armature_obj.mode == 'EDIT':
+        raise MotionError(f"armature '{armature_obj.name}' is in Edit Mode; leave it first")
+
+
+def resolve_bone_map(armature_obj, bone_map=None) -> dict[str, str]:
+    """SMPL joint name -> bone name of ``armature_obj``.
+
+    ``bone_map``: None (detect a preset from the bone names), a preset id or JSON path, an
+    ``engine.bone_maps.BoneMap``, a bone-map dict in the JSON format, or a plain dict
+    {smpl_joint: bone_name}. MotionError lists the SMPL joints that cannot be mapped.
+    """
+    names = [bone.name for bone in armature_obj.data.bones]
+    try:
+        if bone_map is None:
+            resolved_map = detect_bone_map(names)
+        elif isinstance(bone_map, dict) and "joints" not in bone_map:
+            resolved_map = BoneMap.from_dict({"name": "custom", "joints": dict(bone_map)}, source="<custom dict>")
+        else:
+            resolved_map = load_bone_map(bone_map)
+        return resolved_map.resolve(names)
+    except MotionError as error:
+        raise MotionError(f"armature '{armature_obj.name}': {error}") from None
+
+
+def rig_skeleton(armature_obj, joint_to_bone: dict[str, str]) -> RigSkeleton:
+    """Read the armature's rest pose (armature space) into a ``RigSkeleton``."""
+    bones = list(armature_obj.data.bones)
+    index = {bone.name: i for i, bone in enumerate(bones)}
+    parents = np.array([index[b.parent.name] if b.parent else -1 for b in bones], dtype=int)
+    rest = np.array([np.array(b.matrix_local) for b in bones], dtype=np.float64)
+    joint_bones = np.array([index.get(joint_to_bone.get(name, ""), -1) for name in JOINT_NAMES], dtype=int)
+    return RigSkeleton(tuple(b.name for b in bones), parents, rest, joint_bones)
+
+
+def scene_fps(scene) -> float:
+    """Effective frame rate fps / fps_base, with fps_base rounded (it is a float32: 1.001 is
+    stored as 1.0010000467)."""
+    return scene.render.fps / round(scene.render.fps_base, 6)
+
+
+# ----------------------------------------------------------------------------- apply
+
+def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int | None = None,
+                 action_name: str | None = None, in_place: bool = False,
+                 clean_feet: bool = True) -> bpy.types.Action:
+    """Key ``motion`` onto ``armature_obj`` as a new Action and assign it; returns the Action.
+
+    motion: ``engine.Motion`` (T, 22, 3) metres, Y up, any fps; resampled to the scene's fps (local
+    rotations by Slerp) with keys from ``start_frame`` (default: the current frame). The previous
+    action goes onto a new, muted NLA track. ``in_place`` drops the horizontal root motion;
+    ``clean_feet`` holds planted feet still. Raises MotionError, leaving the scene unchanged.
+    """
+    _check_armature(armature_obj)
+    if not isinstance(motion, Motion):
+        raise MotionError(f"apply_motion needs an engine.Motion, got {type(motion).__name__}")
+    if motion.num_frames < 1:
+        raise MotionError("the motion is empty (zero frames)")
+    joint_to_bone = resolve_bone_map(armature_obj, bone_map)
+    rig = rig_skeleton(armature_obj, joint_to_bone)
+    if not rig.leg_length() > 0:
+        raise MotionError(f"armature '{armature_obj.name}': its leg bones have zero length")
+
+    scene = bpy.context.scene
+    fps = scene_fps(scene)
+    track = fit_motion(motion.joints, motion.fps, rig, clean_feet=clean_feet, in_place=in_place)
+    track = track.resample(fps)
+    start = scene.frame_current if start_frame is None else int(start_frame)
+    frames = start + np.arange(track.rotations.shape[0], dtype=np.float64)
+
+    state = anim_compat.active_state(armature_obj)
+    nla_track = action = None
+    try:
+        nla_track = anim_compat.push_to_nla(armature_obj)
+        action, channels = anim_compat.new_action(armature_obj, action_name or "MotionGPT")
+        for column, bone in enumerate(track.bones):
+            pose_bone = armature_obj.pose.bones[rig.bone_names[bone]]
+            prop, values = rotation_channels(track.rotations[:, column], pose_bone.rotation_mode)
+            _key_property(channels, pose_bone, prop, frames, values)
+            if bone == track.root_bone:
+                _key_property(channels, pose_bone, "location", frames, track.root_location)
+    except Exception:
+        anim_compat.restore_state(armature_obj, state, nla_track, action)
+        raise
+    return action
+
+
+def _key_property(channels, pose_bone, prop: str, frames: np.ndarray, values: np.ndarray) -> None:
+    data_path = pose_bone.path_from_id(prop)
+    for index in range(values.shape[1]):
+        fcurve = anim_compat.new_fcurve(channels, data_path, index, pose_bone.name)
+        anim_compat.write_keys(fcurve, frames, values[:, index])
+
+
+# ----------------------------------------------------------------------------- read
+
+def read_motion(armature_obj, frame_start: int, frame_end: int, bone_map=None) -> Motion:
+    """The armature's evaluated motion over scene frames ``frame_start..frame_end`` (inclusive),
+    as 22 joint positions (the mapped bones' heads) at 20 fps.
+
+    Evaluates with ``scene.frame_set`` per frame (constraints, drivers, NLA); positions are in the
+    object's frame (location and rotation removed) in metres (object scale x scene unit scale),
+    mapped to engine axes (``skeleton_fit.blender_to_engine``). Joints the rig lacks (spine1/2/3,
+    collars) are interpolated. The scene's current frame is restored.
+    """
+    _check_armature(armature_obj)
+    frame_start, frame_end = int(frame_start), int(frame_end)
+    if frame_end < frame_start:
+        raise MotionError(f"empty frame range {frame_start}..{frame_end}")
+    joint_to_bone = resolve_bone_map(armature_obj, bone_map)
+    pose_bones = armature_obj.pose.bones
+    names = [pb.name for pb in pose_bones]
+    columns = np.array([names.index(joint_to_bone[n]) if n in joint_to_bone else -1 for n in JOINT_NAMES])
+
+    scene = bpy.context.scene
+    current = (scene.frame_current, scene.frame_subframe)
+    heads = np.empty((frame_end - frame_start + 1, len(pose_bones) * 3), dtype=np.float32)
+    try:
+        for row, frame in enumerate(range(frame_start, frame_end + 1)):
+            scene.frame_set(frame)
+            pose_bones.foreach_get("head", heads[row])
+    finally:
+        scene.frame_set(current[0], subframe=current[1])
+    heads = heads.reshape(len(heads), -1, 3).astype(np.float64)
+
+    scale = np.linalg.norm(np.array(armature_obj.matrix_world)[:3, :3], axis=0).mean()
+    joints = np.full((len(heads), NUM_JOINTS, 3), np.nan)
+    joints[:, columns >= 0] = heads[:, columns[columns >= 0]]
+    joints = fill_missing_joints(joints) * (scale * scene.unit_settings.scale_length)
+    return Motion(blender_to_engine(joints).astype(np.float32), scene_fps(scene)).resample(MODEL_FPS)
+
+
+# ----------------------------------------------------------------------------- a default rig
+
+def smpl_rest_joints() -> np.ndarray:
+    """(22, 3) a T-pose on HumanML3D's target skeleton (engine coordinates, metres, feet near y=0).
+
+    Bone lengths are ``TARGET_BONE_LENGTHS``; the hips hang below and behind the pelvis and the
+    collars sit above the chest as in HumanML3D clips (directions measured on clip 012314, where
+    they are rigid in every frame); limbs straight, arms out to the sides.
+    """
+    from engine.motion import PARENTS, RAW_OFFSETS, TARGET_BONE_LENGTHS
+
+    directions = RAW_OFFSETS.copy()
+    directions[[1, 2]] = [[0.060, -0.084, -0.025], [-0.060, -0.084, -0.025]]
+    directions[[13, 14]] = [[0.072, 0.1196, -0.0151], [-0.072, 0.1196, -0.0151]]
+    directions[[16, 18, 20]] = [1.0, 0.0, 0.0]       # arms out to the sides
+    directions[[17, 19, 21]] = [-1.0, 0.0, 0.0]
+    directions[[10, 11]] = [0.0, -0.4, 1.0]           # toes forward and a little down
+    directions /= np.maximum(np.linalg.norm(directions, axis=-1, keepdims=True), 1e-12)
+    joints = np.zeros((NUM_JOINTS, 3))
+    for joint in range(1, NUM_JOINTS):
+        joints[joint] = joints[PARENTS[joint]] + directions[joint] * TARGET_BONE_LENGTHS[joint]
+    joints[:, 1] -= joints[:, 1].min() - 0.02
+    return joints
+
+
+def create_smpl_armature(name: str = "SMPL", rest_joints: np.ndarray | None = None,
+                         bone_names: dict[str, str] | None = None, rotation_mode: str = "QUATERNION",
+                         collection=None) -> bpy.types.Object:
+    """A 22-bone armature whose bone heads are SMPL joints, linked to ``collection`` (default: the
+    scene's) and left active in Object Mode.
+
+    rest_joints (22, 3) engine coordinates in metres (default ``smpl_rest_joints()``);
+    bone_names {smpl_joint: bone_name} (default ``SMPL_BONE_NAMES``). Each bone points at its aim
+    joint; leaf bones (head, wrists, toes) continue their parent's direction.
+    """
+    from engine.motion import PARENTS
+
+    joints = engine_to_blender(smpl_rest_joints() if rest_joints is None else rest_joints)
+    names = bone_names or SMPL_BONE_NAMES
+    data = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, data)
+    (collection or bpy.context.scene.collection).objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode='EDIT')
+    try:
+        edit_bones = {}
+        for joint, joint_name in enumerate(JOINT_NAMES):
+            bone = data.edit_bones.new(names[joint_name])
+            bone.head = joints[joint]
+            aim = next(iter(AIM_CANDIDATES.get(joint, ())), -1)
+            if aim >= 0:
+                bone.tail = joints[aim]
+            else:
+                parent = joints[joint] - joints[PARENTS[joint]]
+                bone.tail = joints[joint] + parent / np.linalg.norm(parent) * 0.08
+            if PARENTS[joint] >= 0:
+                bone.parent = edit_bones[PARENTS[joint]]
+            edit_bones[joint] = bone
+    finally:
+        bpy.ops.object.mode_set(mode='OBJECT')
+    for pose_bone in obj.pose.bones:
+        pose_bone.rotation_mode = rotation_mode
+    return obj
