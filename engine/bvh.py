@@ -387,3 +387,105 @@ def read_bvh(path: str | Path, bone_map: "BoneMap | dict | str | Path | None" = 
     except OSError as error:
         raise MotionError(f"BVH file {path} cannot be read: {error}") from None
     return parse_bvh(text, source=str(path), bone_map=bone_map)
+
+
+# ----------------------------------------------------------------------------- writing
+
+# Leaf joints get an End Site this long (metres) along their rest direction, so viewers draw a bone.
+_END_SITE_METRES = {"head": 0.10, "left_wrist": 0.08, "right_wrist": 0.08, "left_foot": 0.05, "right_foot": 0.05}
+_WRITE_UNITS = {"cm": 100.0, "m": 1.0}
+
+
+def _bvh_joint_names() -> list[str]:
+    """SMPL joint names as the 'smpl' bone-map preset spells them (Pelvis, L_Hip, ...)."""
+    names = load_bone_map("smpl").joints
+    return [names[joint] for joint in JOINT_NAMES]
+
+
+def write_bvh(motion: Motion, path: str | Path, units: str = "cm") -> None:
+    """Write ``motion`` as a BVH on the SMPL 22-joint skeleton (names as the 'smpl' preset), Y up.
+
+    Rest offsets: SMPL's rest directions (``RAW_OFFSETS``: +Y up, +X left, +Z forward) times the
+    first frame's bone lengths. Every joint has 6 channels ``Xposition Yposition Zposition
+    Zrotation Xrotation Yrotation`` (R = Rz Rx Ry, degrees): the rotation turns the joint's main
+    child bone onto its direction by the shortest arc (pelvis -> spine1, spine3 -> neck), and the
+    position channels hold the exact local offset per frame, so ``read_bvh`` gives back the joints
+    to within float rounding (< 1 mm). ``units``: "cm" (default) or "m".
+    """
+    if not isinstance(motion, Motion):
+        raise MotionError(f"write_bvh needs an engine.Motion, got {type(motion).__name__}")
+    if units not in _WRITE_UNITS:
+        raise MotionError(f"write_bvh units must be one of {list(_WRITE_UNITS)}, got {units!r}")
+    scale = _WRITE_UNITS[units]
+    joints = motion.joints.astype(np.float64)
+    lengths = bone_lengths(joints)
+    if (lengths[:, 1:] < 1e-6).any():
+        frame, joint = np.argwhere(lengths[:, 1:] < 1e-6)[0]
+        raise MotionError(f"cannot write {path}: bone ending at {JOINT_NAMES[joint + 1]} has zero length "
+                          f"at frame {frame}")
+    main_child = {parent: child for child, parent in enumerate(PARENTS) if parent >= 0}
+    main_child.update({0: JOINT_NAMES.index("spine1"), JOINT_NAMES.index("spine3"): JOINT_NAMES.index("neck")})
+
+    frames = len(joints)
+    world = np.zeros((frames, NUM_JOINTS, 4))
+    local_rotation = np.zeros((frames, NUM_JOINTS, 4))
+    local_offset = np.zeros((frames, NUM_JOINTS, 3))
+    for joint in range(NUM_JOINTS):  # SMPL order lists parents before children
+        parent = PARENTS[joint]
+        if joint in main_child:
+            child = main_child[joint]
+            world[:, joint] = quat_between(RAW_OFFSETS[child], joints[:, child] - joints[:, joint])
+        else:
+            world[:, joint] = world[:, parent]
+        if parent < 0:
+            local_rotation[:, joint] = world[:, joint]
+            local_offset[:, joint] = joints[:, joint]
+        else:
+            parent_inverse = quat_inv(world[:, parent])
+            local_rotation[:, joint] = quat_mul(parent_inverse, world[:, joint])
+            local_offset[:, joint] = quat_rotate(parent_inverse, joints[:, joint] - joints[:, parent])
+    euler = _quat_to_euler_zxy(local_rotation)                       # (T, 22, 3) degrees
+
+    names = _bvh_joint_names()
+    children = {j: [c for c in range(NUM_JOINTS) if PARENTS[c] == j] for j in range(NUM_JOINTS)}
+    rest = RAW_OFFSETS * lengths[0][:, None] * scale
+
+    def block(joint: int, depth: int) -> list[str]:
+        pad = "\t" * depth
+        keyword = "ROOT" if PARENTS[joint] < 0 else "JOINT"
+        lines = [f"{pad}{keyword} {names[joint]}", f"{pad}{{",
+                 f"{pad}\tOFFSET {' '.join(f'{v:.6f}' for v in rest[joint])}",
+                 f"{pad}\tCHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"]
+        for child in children[joint]:
+            lines += block(child, depth + 1)
+        if not children[joint]:
+            end = RAW_OFFSETS[joint] * _END_SITE_METRES[JOINT_NAMES[joint]] * scale
+            lines += [f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {' '.join(f'{v:.6f}' for v in end)}",
+                      f"{pad}\t}}"]
+        return lines + [f"{pad}}}"]
+
+    # The hierarchy is written depth first, so channel columns follow that joint order.
+    order = []
+    def visit(joint: int) -> None:
+        order.append(joint)
+        for child in children[joint]:
+            visit(child)
+    visit(0)
+    values = np.concatenate([local_offset * scale, euler], axis=-1)[:, order].reshape(frames, -1)
+    lines = ["HIERARCHY"] + block(0, 0) + ["MOTION", f"Frames: {frames}", f"Frame Time: {1.0 / motion.fps:.8f}"]
+    body = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in values)
+    try:
+        Path(path).write_text("\n".join(lines) + "\n" + body + "\n", encoding="ascii")
+    except OSError as error:
+        raise MotionError(f"cannot write BVH file {path}: {error}") from None
+
+
+def _quat_to_euler_zxy(quats: np.ndarray) -> np.ndarray:
+    """(..., 4) unit quaternions (w, x, y, z) -> (..., 3) intrinsic Z, X, Y angles in degrees (R = Rz Rx Ry)."""
+    m = quat_to_matrix(quats)
+    # Rz Rx Ry: m[2,1] = sin(x); m[0,1] = -sin(z) cos(x); m[1,1] = cos(z) cos(x);
+    #           m[2,0] = -cos(x) sin(y); m[2,2] = cos(x) cos(y)
+    x = np.arcsin(np.clip(m[..., 2, 1], -1.0, 1.0))
+    z = np.arctan2(-m[..., 0, 1], m[..., 1, 1])
+    y = np.arctan2(-m[..., 2, 0], m[..., 2, 2])
+    return np.degrees(np.stack([z, x, y], axis=-1))

@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 
 from engine import Motion, MotionError
 from engine.bone_maps import load_bone_map
-from engine.bvh import forward_kinematics, parse_bvh, parse_bvh_file, read_bvh
+from engine.bvh import forward_kinematics, parse_bvh, parse_bvh_file, read_bvh, write_bvh
 from engine.motion import JOINT_NAMES, bone_lengths
 
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
@@ -358,3 +358,31 @@ def test_bad_files_raise_motion_errors_naming_file_and_problem(shared_data, tmp_
         read_bvh(tmp_path / "nowhere.bvh")
     with pytest.raises(MotionError, match=r"text\.bvh.*Thigh_Left|text\.bvh.*left_hip"):
         parse_bvh(bad_files(walk)["unknown_rig.bvh"][0], source="text.bvh", bone_map="bandai")
+
+
+# ----------------------------------------------------------------------------- writing
+
+def test_write_bvh_round_trip_on_humanml3d_and_mocap(shared_data, tmp_path):
+    reference = Motion(np.load(shared_data / "humanml3d" / "new_joints" / "012314.npy"), fps=20.0)
+    walk = read_bvh(shared_data / "cmu" / "02_01.bvh").resample(20)
+    for name, motion in (("hml3d", reference), ("cmu_walk", walk)):
+        for units in ("cm", "m"):
+            path = tmp_path / f"{name}_{units}.bvh"
+            write_bvh(motion, path, units=units)
+            again = read_bvh(path)
+            assert again.fps == 20.0 and again.num_frames == motion.num_frames
+            assert np.abs(again.joints - motion.joints).max() < 1e-3, (name, units)
+    # The rotations carry the pose: a joint's main child needs no offset change beyond its rest OFFSET.
+    bvh = parse_bvh_file((tmp_path / "hml3d_cm.bvh").read_text(), "hml3d_cm.bvh")
+    knee = bvh.names.index("L_Knee")
+    np.testing.assert_allclose(bvh.frames[:, bvh.first_channel[knee]:bvh.first_channel[knee] + 3],
+                               np.tile(bvh.offsets[knee], (len(bvh.frames), 1)), atol=1e-3)
+    assert bvh.names[0] == "Pelvis" and len(bvh.names) == 22 and len(bvh.end_sites) == 5
+
+
+def test_write_bvh_rejects_bad_input(tmp_path):
+    joints = np.zeros((3, 22, 3), dtype=np.float32)
+    with pytest.raises(MotionError, match="zero length"):
+        write_bvh(Motion(joints, 20.0), tmp_path / "flat.bvh")
+    with pytest.raises(MotionError, match="units"):
+        write_bvh(Motion(joints, 20.0), tmp_path / "x.bvh", units="furlong")
