@@ -13,7 +13,6 @@ only the root).
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from .bone_maps import BoneMap, detect_bone_map, load_bone_map
 from .errors import MotionError
-from .motion import (JOINT_NAMES, KINEMATIC_CHAIN, NUM_JOINTS, PARENTS, RAW_OFFSETS, TARGET_BONE_LENGTHS,
+from .motion import (JOINT_NAMES, NUM_JOINTS, PARENTS, RAW_OFFSETS, TARGET_BONE_LENGTHS,
                      Motion, bone_lengths, quat_between, quat_inv, quat_mul, quat_rotate, quat_to_matrix)
 
 # Unit candidates (metres per file unit) for files whose map gives no scale: the one that makes the
