@@ -94,14 +94,14 @@ def test_metarig_follows_the_motion_directions(metarig, tennis):
     retarget.apply_motion(metarig, tennis, start_frame=1, clean_feet=False)   # bone map detected
     back = retarget.read_motion(metarig, 1, tennis.num_frames)
     angles = bone_angles_deg(back.joints, tennis.joints)
-    assert angles[:, [j - 1 for j in AIMED]].max() < 0.05
+    assert angles[:, [j - 1 for j in AIMED]].max() < 0.1     # measured 0.034 deg (float32 keys)
     # normalised MPJPE: the read joints put back on the motion's bone lengths and leg scale
     rest = bone_lengths(back.joints[0])
     ratio = (bone_lengths(tennis.joints[0])[[5, 8]].sum()) / rest[[5, 8]].sum()
     normalised = _repose(back.joints, bone_lengths(tennis.joints[0]), ratio)
-    aimed_joints = [0] + AIMED
-    print("metarig normalised MPJPE (mm), aimed joints:",
-          mpjpe_mm(normalised[:, aimed_joints] - normalised[:, :1], tennis.joints[:, aimed_joints] - tennis.joints[:, :1]))
+    branch = angles[:, [0, 1, 12, 13]].mean(0)        # pelvis->hips, spine3->collars
+    print("metarig: aimed bones max angle (deg)", angles[:, [j - 1 for j in AIMED]].max(),
+          "; branch bones mean angle (deg)", np.round(branch, 1))
     # the metarig's own hips/collars sit elsewhere, so whole-chain positions differ: only assert
     # the root path, which is scaled by the leg ratio and back
     assert mpjpe_mm(normalised[:, :1], tennis.joints[:, :1]) < 1.0
