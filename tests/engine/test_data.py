@@ -1,0 +1,102 @@
+"""The dataset builder on a few real clips from every source."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import Motion, MotionError, Normalizer
+from engine.data import (bandai_captions, build_dataset, load_split, mirror_caption, mirror_motion,
+                         split_of, working_hand)
+from engine.motion import JOINT_NAMES
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dataset")
+    build_dataset(out, sources=("bandai1", "bandai2", "cmu"), shared_data=SHARED_DATA, limit=6,
+                  log=lambda message: None)
+    return out
+
+
+def test_layout_and_meta(dataset):
+    meta = json.loads((dataset / "meta.json").read_text())
+    assert meta["sources"] == ["bandai1", "bandai2", "cmu"]
+    names = (dataset / "train.txt").read_text().split() + (dataset / "val.txt").read_text().split()
+    assert len(names) == meta["train"] + meta["val"] == sum(meta["clips"].values())
+    assert len(set(names)) == len(names)
+    for name in names:
+        features = np.load(dataset / "features" / f"{name}.npy")
+        joints = np.load(dataset / "joints" / f"{name}.npy")
+        assert features.dtype == np.float32 and features.shape[1] == 263
+        assert joints.shape == (len(features), 22, 3) and np.isfinite(features).all()
+        assert (dataset / "texts" / f"{name}.txt").read_text().strip()
+    statistics = Normalizer.load(dataset)
+    assert np.all(statistics.std > 0)
+
+
+def test_joints_file_is_what_the_features_decode_to(dataset):
+    name = (dataset / "train.txt").read_text().split()[0]
+    features = np.load(dataset / "features" / f"{name}.npy")
+    np.testing.assert_allclose(Motion.from_features(features).joints,
+                               np.load(dataset / "joints" / f"{name}.npy"), atol=1e-6)
+
+
+def test_split_is_fixed_and_mirrors_follow_their_source(dataset):
+    train = set((dataset / "train.txt").read_text().split())
+    val = set((dataset / "val.txt").read_text().split())
+    for name in train | val:
+        source = name[1:] if name.startswith("M") else name
+        expected = split_of(source)
+        assert (name in val) == (expected == "val"), name
+    assert split_of("dataset-1_walk_happy_001") == split_of("dataset-1_walk_happy_001")
+    shares = [split_of(f"clip_{i}") == "val" for i in range(2000)]
+    assert 0.07 < np.mean(shares) < 0.13
+
+
+def test_load_split_returns_clips_with_captions(dataset):
+    clips = load_split(dataset, "train")
+    assert clips and all(len(c.captions) >= 3 and c.features.shape[1] == 263 for c in clips)
+    by_name = {c.name: c for c in clips + load_split(dataset, "val")}
+    mirrored = [n for n in by_name if n.startswith("M") and n[1:] in by_name]
+    assert mirrored
+    with pytest.raises(MotionError, match="no such split file"):
+        load_split(dataset, "test")
+
+
+def test_mirroring_swaps_sides_of_motion_and_captions():
+    joints = np.load(SHARED_DATA / "humanml3d" / "new_joints" / "012314.npy")
+    motion = Motion(joints)
+    mirrored = mirror_motion(motion)
+    left, right = JOINT_NAMES.index("left_wrist"), JOINT_NAMES.index("right_wrist")
+    np.testing.assert_allclose(mirrored.joints[:, left, 0], -motion.joints[:, right, 0])
+    np.testing.assert_allclose(mirror_motion(mirrored).joints, motion.joints)
+    assert working_hand(mirrored) == {"left": "right", "right": "left", "both": "both"}[working_hand(motion)]
+    assert mirror_caption("a person raises the left hand, then the right") == \
+        "a person raises the right hand, then the left"
+    assert mirror_caption("a person walks straight") == "a person walks straight"
+
+
+def test_both_hands_clips_are_measured_as_both(dataset):
+    # The first dataset-2 clips in the archive are "raise-up-both-hands".
+    names = [n for n in (dataset / "train.txt").read_text().split() + (dataset / "val.txt").read_text().split()
+             if n.startswith("dataset-2_raise-up-both-hands")]
+    assert names
+    for name in names:
+        joints = np.load(dataset / "joints" / f"{name}.npy")
+        assert working_hand(Motion(joints)) == "both", name
+
+
+def test_captions_from_labels():
+    captions = bandai_captions("walk", "happy", None)
+    assert len(set(captions)) == 3 and all("walk" in c and "happ" in c for c in captions)
+    assert all("right hand" in c for c in bandai_captions("bye", "normal", "right"))
+    with pytest.raises(MotionError, match="unknown Bandai label"):
+        bandai_captions("fly", "normal", None)
+
+
+def test_unknown_source_is_refused(tmp_path):
+    with pytest.raises(MotionError, match="unknown dataset source"):
+        build_dataset(tmp_path, sources=("amass",), shared_data=SHARED_DATA)
