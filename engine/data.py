@@ -70,8 +70,11 @@ BANDAI_CONTENT = {
     "run": ["runs forward", "jogs forward", "runs ahead"],
     "dash": ["sprints forward", "dashes forward", "runs forward very fast"],
     "walk-back": ["walks backward", "walks backwards", "steps backward"],
-    "walk-left": ["walks to the left", "walks toward the left", "moves to the left while walking"],
-    "walk-right": ["walks to the right", "walks toward the right", "moves to the right while walking"],
+    # Measured: these walk forward on a path bent about 15-30 degrees off the facing direction.
+    "walk-left": ["walks diagonally forward to the left", "walks toward the front left",
+                  "walks forward, drifting to the left"],
+    "walk-right": ["walks diagonally forward to the right", "walks toward the front right",
+                   "walks forward, drifting to the right"],
     "walk-turn-left": ["walks and turns left", "walks forward and turns to the left",
                        "turns left while walking"],
     "walk-turn-right": ["walks and turns right", "walks forward and turns to the right",
@@ -178,6 +181,18 @@ def mirror_motion(motion: Motion) -> Motion:
     return Motion(joints, motion.fps)
 
 
+def trim_glitches(motion: Motion, max_step: float = 0.25) -> Motion:
+    """Drop leading / trailing frames where the pelvis jumps more than ``max_step`` metres in one
+    frame (e.g. CMU 09_10 starts with four all-zero frames), which no human motion does."""
+    steps = np.linalg.norm(np.diff(motion.joints[:, 0], axis=0), axis=-1)
+    start, end = 0, len(motion)
+    while start < end - 1 and steps[start] > max_step:
+        start += 1
+    while end - 1 > start and steps[end - 2] > max_step:
+        end -= 1
+    return motion[start:end]
+
+
 # ----------------------------------------------------------------------------- sources
 
 def split_of(name: str) -> str:
@@ -267,6 +282,7 @@ def build_dataset(out_dir: str | Path | None = None, sources: tuple[str, ...] = 
     for source in sources:
         counts[source] = 0
         for name, motion, captions in SOURCES[source](root, limit):
+            motion = trim_glitches(motion)
             variants = [(name, motion, captions)]
             if mirror:
                 variants.append((f"M{name}", mirror_motion(motion), [mirror_caption(c) for c in captions]))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from engine import Motion, MotionError, Normalizer
-from engine.data import (bandai_captions, build_dataset, load_split, mirror_caption, mirror_motion,
+from engine.bvh import read_bvh
+from engine.data import (bandai_captions, trim_glitches, build_dataset, load_split, mirror_caption, mirror_motion,
                          split_of, working_hand)
 from engine.motion import JOINT_NAMES
 
@@ -100,3 +101,12 @@ def test_captions_from_labels():
 def test_unknown_source_is_refused(tmp_path):
     with pytest.raises(MotionError, match="unknown dataset source"):
         build_dataset(tmp_path, sources=("amass",), shared_data=SHARED_DATA)
+
+
+def test_leading_zero_frames_are_trimmed():
+    motion = read_bvh(SHARED_DATA / "cmu" / "09_10.bvh")
+    assert np.abs(motion.joints[:4, 0]).max() == 0  # the file starts with four all-zero frames
+    trimmed = trim_glitches(motion)
+    assert len(trimmed) == len(motion) - 4
+    steps = np.linalg.norm(np.diff(trimmed.joints[:, 0], axis=0), axis=-1)
+    assert steps.max() < 0.05
