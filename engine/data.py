@@ -182,15 +182,17 @@ def mirror_motion(motion: Motion) -> Motion:
 
 
 def trim_glitches(motion: Motion, max_step: float = 0.25) -> Motion:
-    """Drop leading / trailing frames where the pelvis jumps more than ``max_step`` metres in one
-    frame (e.g. CMU 09_10 starts with four all-zero frames), which no human motion does."""
+    """Cut the clip at pelvis jumps of more than ``max_step`` metres in one frame, which no human
+    motion does (e.g. CMU 09_10 starts with four all-zero frames): a jump in the first half
+    drops the frames before it, one in the second half the frames after it."""
     steps = np.linalg.norm(np.diff(motion.joints[:, 0], axis=0), axis=-1)
     start, end = 0, len(motion)
-    while start < end - 1 and steps[start] > max_step:
-        start += 1
-    while end - 1 > start and steps[end - 2] > max_step:
-        end -= 1
-    return motion[start:end]
+    for jump in np.flatnonzero(steps > max_step):
+        if jump < len(motion) / 2:
+            start = max(start, jump + 1)
+        else:
+            end = min(end, jump + 1)
+    return motion[start:end] if end > start else motion
 
 
 # ----------------------------------------------------------------------------- sources
