@@ -4,6 +4,8 @@ Numbers measured on bpy 4.5 and 5.0 are in the comments; the asserted bounds lea
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
 import numpy as np
 import pytest
@@ -210,8 +212,14 @@ def test_apply_is_undoable(scene, tennis):
 
 # ----------------------------------------------------------------------------- feet
 
-def test_foot_cleanup_reduces_planted_foot_drift(metarig, tennis):
+WALK = Path(__file__).resolve().parents[3] / "shared" / "data" / "bandai" / "dataset-1" / "data" / "dataset-1_walk_normal_001.bvh"
+
+
+@pytest.mark.parametrize("clip", ["tennis", "bandai_walk"])
+def test_foot_cleanup_reduces_planted_foot_drift(metarig, tennis, clip):
     """On the metarig (other proportions than the motion) planted feet slide unless cleaned."""
+    if clip == "bandai_walk":                      # a real 30 fps walk, read by engine.bvh
+        tennis = Motion.from_bvh(WALK).resample(20.0)
     contacts = skeleton_fit.foot_contacts(tennis.joints.astype(np.float64), tennis.fps)
     feet = ["foot.L", "foot.R"]
     drifts = {}
@@ -226,8 +234,8 @@ def test_foot_cleanup_reduces_planted_foot_drift(metarig, tennis):
                     segment = heads[start:stop, side]
                     worst.append(np.linalg.norm(segment - segment.mean(0), axis=-1).max())
         drifts[clean] = float(np.mean(worst))
-    print("planted-foot drift (m), without / with clean-up:", drifts[False], drifts[True])
-    # measured 0.0113 m without and 0.0000 m with
+    print(clip, "planted-foot drift (m), without / with clean-up:", drifts[False], drifts[True])
+    # measured: tennis 0.0172 m without, 0.00003 m with; walk 0.0101 m without, 0.00006 m with
     assert drifts[True] < 0.2 * drifts[False]
     assert drifts[True] < 0.002
 
