@@ -1,0 +1,381 @@
+"""Training loops, one sub-command per model:
+
+    python -m engine.train tokenizer --data DIR --out DIR [--steps N --batch 128 --window 64 ...]
+
+(the language model's ``lm`` command will sit beside ``tokenizer``.)
+
+The tokenizer recipe is T2M-GPT's / MotionGPT's stage 1: random 64-frame windows of normalised
+HumanML3D features; loss = smooth-L1 reconstruction of all 263 channels + 0.5 x smooth-L1 of the
+root-relative joint positions (channels 4..66, which upstream calls the "velocity" loss) + 0.02 x
+commitment; the codebook follows the encoder by EMA (mu 0.99) with dead-code reset; AdamW
+(lr 2e-4, betas 0.9 / 0.99, no weight decay), linear warm-up, then the lr is multiplied by 0.05 at
+each decay step.
+
+The same command runs on one CPU, one GPU, or under ``torchrun`` on many GPUs / nodes
+(DistributedDataParallel: gloo on CPU, nccl on CUDA). ``--batch`` is the global batch; each rank
+draws its share with its own seeded generator. The run folder ``--out`` holds ``checkpoint.pt``
+(everything needed by ``--resume``), ``log.jsonl`` and ``best/`` (the model with the lowest
+validation MPJPE, a ``MotionTokenizer.from_pretrained`` folder).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .errors import MotionError
+from .motion import Motion, Normalizer
+from .tokenizer import MotionTokenizer, TokenizerConfig, codebook_usage, resolve_device
+
+RIC_CHANNELS = slice(4, 67)  # root-relative joint positions: the channels of the "velocity" loss
+
+
+@dataclass
+class TokenizerTraining:
+    """Everything a tokenizer run needs; the CLI flags have the same names."""
+
+    data: str = ""                     # dataset folder (python -m engine.data build)
+    out: str = ""                      # run folder
+    steps: int = 100_000               # optimiser steps in total (a resumed run continues to this)
+    batch: int = 128                   # windows per step, over all ranks
+    window: int = 64                   # frames per window (a multiple of 4)
+    lr: float = 2e-4
+    warmup: int = 1000                 # linear warm-up steps
+    decay_at: list[int] = field(default_factory=list)  # steps where lr *= lr_gamma (default: 2/3 of steps)
+    lr_gamma: float = 0.05
+    weight_decay: float = 0.0
+    commit: float = 0.02               # commitment loss weight
+    velocity: float = 0.5              # position ("velocity") loss weight
+    code_num: int = 512
+    code_dim: int = 512
+    width: int = 256
+    depth: int = 3
+    down_t: int = 2
+    dilation_growth_rate: int = 3
+    log_every: int = 50
+    val_every: int = 1000              # validation + best model + checkpoint
+    val_clips: int = 0                 # 0: every validation clip
+    seed: int = 1234
+    fp16: bool = False                 # write best/ as float16 safetensors (for shipping)
+    resume: bool = False
+    device: str | None = None          # default: cuda:LOCAL_RANK when available, else cpu
+
+    def model_config(self) -> TokenizerConfig:
+        return TokenizerConfig(code_num=self.code_num, code_dim=self.code_dim, output_emb_width=self.code_dim,
+                               width=self.width, depth=self.depth, down_t=self.down_t,
+                               dilation_growth_rate=self.dilation_growth_rate)
+
+
+# ----------------------------------------------------------------------------- data
+
+class MotionWindows:
+    """The training clips in one tensor, drawing random fixed-length windows as T2M-GPT does
+    (a clip uniformly at random, then a start uniformly within it)."""
+
+    def __init__(self, clips: list[np.ndarray], window: int, source: str):
+        usable = [c for c in clips if len(c) >= window]
+        if not usable:
+            raise MotionError(f"{source}: no training clip has {window} frames or more "
+                              f"(longest: {max((len(c) for c in clips), default=0)}); lower --window")
+        self.frames = torch.from_numpy(np.concatenate(usable)).float()        # (sum T, 263)
+        lengths = torch.tensor([len(c) for c in usable])
+        self.starts = torch.cumsum(lengths, 0) - lengths
+        self.last_start = lengths - window                                   # inclusive
+        self.window = window
+        self.clip_count = len(usable)
+
+    def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """(count, window, 263) normalised windows."""
+        clips = torch.randint(self.clip_count, (count,), generator=generator)
+        offsets = (torch.rand(count, generator=generator) * (self.last_start[clips] + 1)).long()
+        first = self.starts[clips] + offsets
+        return self.frames[first[:, None] + torch.arange(self.window)]
+
+
+def read_split(data: Path, split: str) -> list[tuple[str, np.ndarray]]:
+    """(name, (T, 263) un-normalised features) of a dataset split."""
+    from .data import load_split
+    return [(clip.name, clip.features) for clip in load_split(data, split)]
+
+
+def read_joints(data: Path, name: str) -> np.ndarray:
+    path = data / "joints" / f"{name}.npy"
+    try:
+        joints = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise MotionError(f"{path}: cannot read ground-truth joints: {error}") from None
+    if joints.ndim != 3 or joints.shape[1:] != (22, 3):
+        raise MotionError(f"{path}: expected (T, 22, 3) joints, got {joints.shape}")
+    return joints
+
+
+# ----------------------------------------------------------------------------- distributed helpers
+
+@dataclass
+class Ranks:
+    rank: int = 0
+    world: int = 1
+    local: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def start_distributed(device_request: str | None) -> tuple[Ranks, torch.device]:
+    """Join the torchrun process group when WORLD_SIZE > 1; pick this rank's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    ranks = Ranks(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device_request is None and torch.cuda.is_available():
+        device = torch.device("cuda", ranks.local)
+    else:
+        device = resolve_device(device_request or "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    else:
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, local_world)))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return ranks, device
+
+
+def all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    if dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def learning_rate(config: TokenizerTraining, step: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then ``lr_gamma`` at each step of ``decay_at``."""
+    warm = min(1.0, (step + 1) / max(1, config.warmup))
+    decays = sum(1 for at in (config.decay_at or [config.steps * 2 // 3]) if step >= at)
+    return config.lr * warm * config.lr_gamma ** decays
+
+
+# ----------------------------------------------------------------------------- validation
+
+@torch.no_grad()
+def validate(model: MotionTokenizer, clips: list[tuple[str, np.ndarray]], data: Path) -> dict:
+    """Reconstruction MPJPE (mm) of whole validation clips (decode -> joints vs ground truth),
+    also after aligning the pelvis ("local"), and the codebook usage of their tokens."""
+    model.eval()
+    step = model.config.frames_per_token
+    errors, local_errors, tokens_seen = [], [], []
+    for name, features in clips:
+        usable = len(features) // step * step
+        if usable < step:
+            continue
+        tokens = model.encode(features[:usable])
+        joints = model.decode(tokens).joints
+        truth = read_joints(data, name)[:usable]
+        distance = np.linalg.norm(joints - truth, axis=-1)                    # (T, 22) metres
+        local = np.linalg.norm((joints - joints[:, :1]) - (truth - truth[:, :1]), axis=-1)
+        errors.append(distance.reshape(-1))
+        local_errors.append(local.reshape(-1))
+        tokens_seen.append(tokens)
+    if not errors:
+        raise MotionError(f"{data}: no validation clip has {step} frames or more")
+    usage = codebook_usage(np.concatenate(tokens_seen), model.config.code_num)
+    return {"mpjpe_mm": float(np.concatenate(errors).mean() * 1000),
+            "mpjpe_local_mm": float(np.concatenate(local_errors).mean() * 1000),
+            "val_perplexity": usage["perplexity"], "val_used_codes": usage["used_codes"], "val_clips": len(errors)}
+
+
+# ----------------------------------------------------------------------------- the training loop
+
+def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
+    """Train (or resume) a MotionTokenizer as described in the module docstring; returns the
+    trained model (unwrapped, on its device). Only rank 0 writes files."""
+    ranks, device = start_distributed(config.device)
+    data, out = Path(config.data), Path(config.out)
+    if config.batch % ranks.world:
+        raise MotionError(f"--batch {config.batch} must be divisible by the number of processes {ranks.world}")
+    if config.window % 2 ** config.down_t:
+        raise MotionError(f"--window {config.window} must be a multiple of {2 ** config.down_t} frames")
+    checkpoint_path = out / "checkpoint.pt"
+
+    # data, normalised with the dataset's training statistics
+    normalizer = Normalizer.load(data)
+    train = MotionWindows([normalizer.normalize(f) for _, f in read_split(data, "train")], config.window,
+                          str(data / "train.txt"))
+    val_clips = read_split(data, "val") if ranks.main else []
+    if ranks.main and not val_clips:
+        raise MotionError(f"{data / 'val.txt'}: the validation split is empty")
+    if config.val_clips:
+        val_clips = val_clips[: config.val_clips]
+
+    # model and optimiser (identical initial weights on every rank: same seed, then DDP broadcasts)
+    torch.manual_seed(config.seed)
+    model = MotionTokenizer(config.model_config(), normalizer).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.99),
+                                  weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed + 1000 * ranks.rank)
+    step, best = 0, math.inf
+
+    if config.resume and checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        if state["model_config"] != asdict(config.model_config()):
+            raise MotionError(f"{checkpoint_path}: the run was started with model sizes {state['model_config']}, "
+                              f"not {asdict(config.model_config())}")
+        model.load_state_dict(state["model"])
+        model.quantizer.load_ema_state(state["ema"])
+        model.to(device)
+        optimizer.load_state_dict(state["optimizer"])
+        step, best = state["step"], state["best_mpjpe_mm"]
+        if state["world"] == ranks.world:
+            generator.set_state(state["rng"][ranks.rank]["data"])
+            torch.set_rng_state(state["rng"][ranks.rank]["torch"])
+        else:  # a different process count: fresh but distinct streams
+            generator.manual_seed(config.seed + 1000 * ranks.rank + step)
+        if ranks.main:
+            print(f"resumed {checkpoint_path} at step {step} (best MPJPE {best:.1f} mm)", flush=True)
+    elif config.resume and ranks.main:
+        print(f"--resume: no {checkpoint_path} yet, starting from scratch", flush=True)
+
+    network = model
+    if ranks.world > 1:
+        network = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
+        parameters = sum(p.numel() for p in model.parameters())
+        print(f"tokenizer: {parameters / 1e6:.2f} M parameters, {train.clip_count} training clips "
+              f"({len(train.frames)} frames), {len(val_clips)} validation clips, {ranks.world} process(es) "
+              f"on {device}", flush=True)
+    log = (out / "log.jsonl").open("a", encoding="utf-8") if ranks.main else None
+    sums = torch.zeros(4, dtype=torch.float64)     # loss, reconstruction, position, commitment
+    histogram = torch.zeros(config.code_num, dtype=torch.float64)
+    interval_start, interval_steps = time.time(), 0
+    per_rank = config.batch // ranks.world
+
+    while step < config.steps:
+        model.train()
+        lr = learning_rate(config, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        target = train.sample(per_rank, generator).to(device, non_blocking=True)
+        reconstruction, commitment, tokens = network(target)
+        reconstruction_loss = F.smooth_l1_loss(reconstruction, target)
+        position_loss = F.smooth_l1_loss(reconstruction[..., RIC_CHANNELS], target[..., RIC_CHANNELS])
+        loss = reconstruction_loss + config.velocity * position_loss + config.commit * commitment
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+
+        sums += torch.tensor([loss.item(), reconstruction_loss.item(), position_loss.item(), commitment.item()],
+                             dtype=torch.float64)
+        histogram += torch.bincount(tokens.reshape(-1).cpu(), minlength=config.code_num).double()
+        interval_steps += 1
+
+        if step % config.log_every == 0 or step == config.steps:
+            totals = all_sum(torch.cat([sums, histogram]).to(device)).cpu()
+            mean = totals[:4] / (interval_steps * ranks.world)
+            counts = totals[4:]
+            prob = counts / counts.sum().clamp_min(1)
+            record = {"step": step, "loss": mean[0].item(), "reconstruction": mean[1].item(),
+                      "position": mean[2].item(), "commitment": mean[3].item(), "lr": lr,
+                      "perplexity": math.exp(-(prob * torch.log(prob + 1e-7)).sum().item()),
+                      "used_codes": int((counts > 0).sum()),
+                      "seconds_per_step": (time.time() - interval_start) / interval_steps}
+            if ranks.main:
+                _emit(record, log)
+            sums.zero_(), histogram.zero_()
+            interval_start, interval_steps = time.time(), 0
+
+        if step % config.val_every == 0 or step == config.steps:
+            if ranks.main:
+                result = validate(model, val_clips, data)
+                improved = result["mpjpe_mm"] < best
+                if improved:
+                    best = result["mpjpe_mm"]
+                    model.save_pretrained(out / "best", dtype=torch.float16 if config.fp16 else torch.float32)
+                _emit({"step": step, "split": "val", **result, "best_mpjpe_mm": best, "saved_best": improved}, log)
+            rng = {"data": generator.get_state(), "torch": torch.get_rng_state()}
+            rngs = [None] * ranks.world
+            if ranks.world > 1:
+                dist.all_gather_object(rngs, rng)
+            else:
+                rngs = [rng]
+            if ranks.main:
+                _save_checkpoint(checkpoint_path, {
+                    "model": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "ema": model.quantizer.ema_state(), "optimizer": optimizer.state_dict(),
+                    "step": step, "best_mpjpe_mm": best, "rng": rngs, "world": ranks.world,
+                    "model_config": asdict(config.model_config()),
+                    "training": {k: v for k, v in asdict(config).items() if k != "resume"}})
+            if ranks.world > 1:
+                dist.barrier()
+            interval_start = time.time()
+
+    if log is not None:
+        log.close()
+    return model
+
+
+def _emit(record: dict, log) -> None:
+    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()), flush=True)
+    log.write(json.dumps(record) + "\n")
+    log.flush()
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
+    temporary = path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def add_tokenizer_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TokenizerTraining()
+    parser.add_argument("--data", required=True, help="dataset folder (python -m engine.data build)")
+    parser.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl, best/")
+    for item in fields(TokenizerTraining):
+        if item.name in ("data", "out"):
+            continue
+        flag = "--" + item.name.replace("_", "-")
+        value = getattr(defaults, item.name)
+        if isinstance(value, bool):
+            parser.add_argument(flag, action="store_true")
+        elif item.name == "decay_at":
+            parser.add_argument(flag, type=int, nargs="*", default=[], help="steps where lr *= lr-gamma")
+        elif item.name == "device":
+            parser.add_argument(flag, default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+        else:
+            parser.add_argument(flag, type=type(value), default=value, help=f"default {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.train", description="Train the engine's models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_tokenizer_arguments(commands.add_parser("tokenizer", help="the motion tokenizer (VQ-VAE)"))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "tokenizer":
+            values = {k: v for k, v in vars(args).items() if k != "command"}
+            train_tokenizer(TokenizerTraining(**values))
+    except MotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

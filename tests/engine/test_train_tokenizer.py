@@ -1,0 +1,145 @@
+"""engine.train tokenizer: the loss goes down, resume continues exactly, two gloo processes agree.
+
+The dataset folder is written by the fixture in the layout of ``python -m engine.data build``
+from real motion: HumanML3D clip 012314 (a tennis serve), its mirror and slices of both.
+"""
+import json
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from engine import Motion, MotionError, Normalizer
+from engine.data import load_split, mirror_motion
+from engine.tokenizer import MotionTokenizer
+from engine.train import TokenizerTraining, learning_rate, main, train_tokenizer
+
+TINY = dict(code_num=16, code_dim=16, width=32, depth=2, batch=16, window=32, log_every=2, val_every=3, decay_at=[1000],
+            warmup=2, device="cpu")
+
+
+def write_dataset(folder: Path, shared_data: Path) -> Path:
+    joints = np.load(shared_data / "humanml3d" / "new_joints" / "012314.npy")
+    serve = Motion(joints)
+    mirrored = mirror_motion(serve)
+    clips = {"train": {"serve": serve, "Mserve": mirrored, "serve_end": serve[60:],
+                       "Mserve_start": mirrored[:110]},
+             "val": {"serve_mid": serve[30:130], "Mserve_mid": mirrored[20:120]}}
+    for sub in ("features", "joints", "texts"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    train_features = []
+    for split, items in clips.items():
+        for name, motion in items.items():
+            features = motion.to_features()
+            np.save(folder / "features" / f"{name}.npy", features)
+            np.save(folder / "joints" / f"{name}.npy", Motion.from_features(features).joints)
+            (folder / "texts" / f"{name}.txt").write_text("a person serves a tennis ball\n")
+            if split == "train":
+                train_features.append(features)
+        (folder / f"{split}.txt").write_text("\n".join(items) + "\n")
+    Normalizer.fit(train_features).save(folder)
+    (folder / "meta.json").write_text(json.dumps({"source": "humanml3d 012314"}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, shared_data):
+    return write_dataset(tmp_path_factory.mktemp("dataset"), shared_data)
+
+
+def read_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_training_lowers_the_loss_and_saves_the_best_model(dataset, tmp_path):
+    run = tmp_path / "run"
+    config = TokenizerTraining(data=str(dataset), out=str(run), steps=160, lr=1e-3,
+                               **{**TINY, "log_every": 20, "val_every": 80})
+    model = train_tokenizer(config)
+    records = read_log(run)
+    train_records = [r for r in records if "loss" in r]
+    val_records = [r for r in records if r.get("split") == "val"]
+    assert [r["step"] for r in train_records] == list(range(20, 161, 20))
+    assert train_records[-1]["loss"] < 0.8 * train_records[0]["loss"]
+    assert all(1 <= r["used_codes"] <= 16 and r["perplexity"] >= 1 for r in train_records)
+    assert [r["step"] for r in val_records] == [80, 160]
+    assert all(np.isfinite(r["mpjpe_mm"]) and r["mpjpe_mm"] > 0 for r in val_records)
+    # best/ is a loadable model folder whose validation error is the best one logged
+    best = MotionTokenizer.from_pretrained(run / "best", device="cpu")
+    assert best.config.code_num == 16 and best.config.width == 32
+    clip = load_split(dataset, "val")[0]
+    tokens = best.encode(clip.features)
+    assert tokens.dtype == np.int64 and len(tokens) == len(clip.features) // 4
+    assert min(r["mpjpe_mm"] for r in val_records) == val_records[-1]["best_mpjpe_mm"]
+    assert isinstance(model, MotionTokenizer)
+
+
+def test_resume_continues_exactly_where_the_run_stopped(dataset, tmp_path):
+    straight = TokenizerTraining(data=str(dataset), out=str(tmp_path / "straight"), steps=6, **TINY)
+    reference = train_tokenizer(straight)
+    first = replace(straight, out=str(tmp_path / "resumed"), steps=3)
+    train_tokenizer(first)
+    resumed = train_tokenizer(replace(first, steps=6, resume=True))
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
+    torch.testing.assert_close(resumed.quantizer.code_count, reference.quantizer.code_count)
+    steps = [r["step"] for r in read_log(tmp_path / "resumed") if "loss" in r]
+    assert steps == [2, 3, 4, 6]
+
+
+def test_resume_refuses_other_model_sizes(dataset, tmp_path):
+    config = TokenizerTraining(data=str(dataset), out=str(tmp_path / "run"), steps=3, **TINY)
+    train_tokenizer(config)
+    with pytest.raises(MotionError, match="checkpoint.pt.*model sizes"):
+        train_tokenizer(replace(config, width=24, steps=6, resume=True))
+
+
+def test_bad_settings_are_reported(dataset, tmp_path):
+    config = TokenizerTraining(data=str(dataset), out=str(tmp_path / "run"), steps=2, **TINY)
+    with pytest.raises(MotionError, match="window"):
+        train_tokenizer(replace(config, window=30))
+    with pytest.raises(MotionError, match="no training clip has 400 frames"):
+        train_tokenizer(replace(config, window=400))
+    with pytest.raises(MotionError, match="statistics"):
+        train_tokenizer(replace(config, data=str(tmp_path)))
+    assert main(["tokenizer", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_learning_rate_warms_up_then_steps_down():
+    config = TokenizerTraining(lr=1e-3, warmup=10, steps=300, decay_at=[200], lr_gamma=0.05)
+    assert learning_rate(config, 0) == pytest.approx(1e-4)
+    assert learning_rate(config, 9) == pytest.approx(1e-3)
+    assert learning_rate(config, 199) == pytest.approx(1e-3)
+    assert learning_rate(config, 200) == pytest.approx(5e-5)
+
+
+def _distributed_worker(rank: int, world: int, port: int, config: TokenizerTraining, result_dir: str):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+    import torch.distributed as dist
+    model = train_tokenizer(config)
+    torch.save({"state": model.state_dict(), "ema": model.quantizer.ema_state()},
+               Path(result_dir) / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_gloo_processes_keep_identical_weights_and_codebook(dataset, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = TokenizerTraining(data=str(dataset), out=str(tmp_path / "ddp"), steps=4, **TINY)
+    mp.spawn(_distributed_worker, args=(2, port, config, str(tmp_path)), nprocs=2, join=True)
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for key, value in rank0["state"].items():
+        assert torch.equal(value, rank1["state"][key]), key
+    for key, value in rank0["ema"].items():
+        assert torch.equal(value, rank1["ema"][key]), key
+    # the codebook really moved away from its initial latents, and training happened
+    assert rank0["ema"]["initialised"]
+    assert [r["step"] for r in read_log(tmp_path / "ddp") if "loss" in r] == [2, 4]
