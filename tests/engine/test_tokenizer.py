@@ -74,9 +74,16 @@ def test_encode_accepts_a_motion_or_features_and_decode_gives_joints(tokenizer, 
     decoded = tokenizer.decode(from_features)
     assert isinstance(decoded, Motion) and decoded.joints.shape == (168, 22, 3) and decoded.fps == 20.0
     assert np.array_equal(decoded.joints, Motion.from_features(tokenizer.decode_features(from_features)).joints)
-    # the codebook rows 0..31 are the latents of frames 0..127 (training initialised them so):
-    # the nearest-row search must find exactly those rows again
-    assert np.array_equal(tokenizer.encode(features[:128]), np.arange(32))
+    # put the 32 latents of frames 0..127 into the codebook in a shuffled order: the nearest-row
+    # search must find each latent's own row
+    import copy
+    model = copy.deepcopy(tokenizer)
+    with torch.no_grad():
+        latents = model.encoder(torch.from_numpy(model.normalizer.normalize(features[:128])).T[None])[0].T
+        order = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:32]
+        model.quantizer.codebook.fill_(1e3)                          # every other row far away
+        model.quantizer.codebook[order] = latents
+    assert np.array_equal(model.encode(features[:128]), order.numpy())
 
 
 def test_batched_encode_and_decode_equal_one_by_one(tokenizer, serve):
