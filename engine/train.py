@@ -245,9 +245,9 @@ def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
 
     network = model
     if ranks.world > 1:
+        # no per-step buffer broadcast: the quantizer all-reduces its own statistics
         network = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False)
-            # no per-step buffer broadcast: the quantizer all-reduces its own statistics
 
     if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
