@@ -15,4 +15,7 @@ def __getattr__(name: str):
     if name == "MotionTokenizer":
         from .tokenizer import MotionTokenizer
         return MotionTokenizer
+    if name == "MotionGPT":
+        from .model import MotionGPT
+        return MotionGPT
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -2,7 +2,9 @@
 
     python -m engine.train tokenizer --data DIR --out DIR [--steps N --batch 128 --window 64 ...]
 
-(the language model's ``lm`` command will sit beside ``tokenizer``.)
+    python -m engine.train lm --data DIR --tokenizer DIR --out DIR [--steps N --batch 64 ...]
+
+(the language model's loop lives in engine/train_lm.py.)
 
 The tokenizer recipe is T2M-GPT's / MotionGPT's stage 1: random 64-frame windows of normalised
 HumanML3D features; loss = smooth-L1 reconstruction of all 263 channels + 0.5 x smooth-L1 of the
@@ -364,11 +366,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.train", description="Train the engine's models.")
     commands = parser.add_subparsers(dest="command", required=True)
     add_tokenizer_arguments(commands.add_parser("tokenizer", help="the motion tokenizer (VQ-VAE)"))
+    from .train_lm import LMTraining, add_lm_arguments, train_lm  # the language model (engine/train_lm.py)
+    add_lm_arguments(commands.add_parser("lm", help="the language model (T5 with motion tokens)"))
     args = parser.parse_args(argv)
     try:
+        values = {k: v for k, v in vars(args).items() if k != "command"}
         if args.command == "tokenizer":
-            values = {k: v for k, v in vars(args).items() if k != "command"}
             train_tokenizer(TokenizerTraining(**values))
+        elif args.command == "lm":
+            train_lm(LMTraining(**values))
     except MotionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,478 @@
+"""``engine.MotionGPT``: the four tasks of MotionGPT as plain methods.
+
+    mg = MotionGPT.from_pretrained("default" | folder | "owner/repo")
+    mg.text_to_motion("a person jumps", seconds=4, seed=0)    -> Motion (20 fps, canonical placement)
+    mg.describe(motion)                                        -> str
+    mg.predict(motion, seconds=2)                              -> the given frames + 2 s more
+    mg.inbetween(before, after, frames=30, text=None)          -> exactly 30 new frames
+
+A model folder holds ``tokenizer/`` (MotionTokenizer), ``lm/`` (T5 + text tokenizer with the
+motion tokens), ``config.json`` (``MotionGPTConfig``) and ``MODEL_CARD.md``; the converted
+official checkpoint (engine/convert.py) is such a folder too.
+
+Geometry of predict / in-between. Decoded motion starts at the origin facing +Z. The context is
+encoded from a window of ``4 L + 1`` frames that ends at the last frame before the gap (its
+4 L feature rows give L codes); decoded frame ``4 L`` is then the model's version of that last
+given frame (the "anchor"). The generated frames are turned about Y and moved on the ground so
+that the anchor's heading and root position match the given pose, lifted to the given window's
+floor, and the remaining per-joint difference at the anchor is added to the generated frames
+with a weight falling from 1 to 0 (raised cosine over ``blend_frames``). In-between does this at
+both ends (the after context's first frame is the second anchor) and cross-fades between the two
+placements along the gap; the curve therefore passes exactly through both boundary poses.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import MotionError
+from .motion import MODEL_FPS, Motion
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO_ROOT / "assets" / "models" / "default"
+CONFIG_NAME = "config.json"
+MODEL_TYPE = "motiongpt"
+REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+SHORT_GAP_FRAMES = 4  # gaps below one token (4 frames) are interpolated, not generated
+
+
+@dataclass
+class MotionGPTConfig:
+    """What a model folder is and how it is prompted; written as the folder's config.json."""
+
+    model_type: str = MODEL_TYPE
+    prompt_style: str = "motiongpt"       # the prompts of MotionGPT (notes §4)
+    name: str = "MotionGPT"
+    fps: float = MODEL_FPS
+    frames_per_token: int = 4
+    max_motion_tokens: int = 49           # longest trained motion: 196 frames (9.8 s)
+    min_motion_tokens: int = 2            # shortest free-length text-to-motion result (8 frames)
+    predict_context_tokens: int = 10      # codes of the given motion shown to "Predict motion"
+    inbetween_context_tokens: int = 8     # codes on each side shown to "Complete the masked motion"
+    top_k: int = 50
+    temperature: float = 1.0
+    caption_max_tokens: int = 40
+    max_prompt_tokens: int = 256
+    steered_inbetween: bool = False       # trained on our "... in which <caption>: " prompt
+    blend_frames: int = 10                # frames over which boundary offsets fade out
+
+    def __post_init__(self) -> None:
+        if self.model_type != MODEL_TYPE:
+            raise MotionError(f"config: model_type is {self.model_type!r}, expected {MODEL_TYPE!r}")
+        if self.prompt_style != "motiongpt":
+            raise MotionError(f"config: prompt_style {self.prompt_style!r} is not supported (only 'motiongpt')")
+        for name in ("frames_per_token", "max_motion_tokens", "min_motion_tokens", "predict_context_tokens",
+                     "inbetween_context_tokens", "top_k", "caption_max_tokens", "max_prompt_tokens",
+                     "blend_frames"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise MotionError(f"config: {name} must be a positive integer, got {value!r}")
+        if self.predict_context_tokens >= self.max_motion_tokens or \
+                2 * self.inbetween_context_tokens >= self.max_motion_tokens:
+            raise MotionError("config: the context tokens must leave room for generated tokens "
+                              f"(max_motion_tokens {self.max_motion_tokens})")
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "MotionGPTConfig":
+        if not isinstance(values, dict):
+            raise MotionError(f"{source}: expected a JSON object")
+        names = {f.name for f in fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise MotionError(f"{source}: unknown keys {sorted(unknown)}")
+        return cls(**values)
+
+    def save(self, folder: Path) -> None:
+        (Path(folder) / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- geometry
+
+def heading_angle(pose: np.ndarray) -> float:
+    """Yaw (radians about +Y) of a (22, 3) pose's facing direction; 0 = facing +Z."""
+    across = (pose[2] - pose[1]) + (pose[17] - pose[16])        # right minus left, hips + shoulders
+    forward = np.cross(np.array([0.0, 1.0, 0.0]), across)
+    return float(math.atan2(forward[0], forward[2]))
+
+
+def rotate_about_y(points: np.ndarray, angle: float) -> np.ndarray:
+    """Turn (..., 3) points by ``angle`` radians about +Y (a heading of 0 becomes ``angle``)."""
+    c, s = math.cos(angle), math.sin(angle)
+    out = np.array(points, dtype=np.float64, copy=True)
+    x, z = points[..., 0], points[..., 2]
+    out[..., 0] = c * x + s * z
+    out[..., 2] = -s * x + c * z
+    return out
+
+
+def place_on(joints: np.ndarray, anchor: int, target: np.ndarray, floor: float) -> np.ndarray:
+    """Yaw + ground-plane move of ``joints`` (T, 22, 3) so that frame ``anchor`` has ``target``'s
+    heading and root X/Z; Y is lifted by ``floor`` (decoded motion stands on y = 0)."""
+    turn = heading_angle(target) - heading_angle(joints[anchor])
+    pivot = joints[anchor, 0] * np.array([1.0, 0.0, 1.0])
+    placed = rotate_about_y(joints - pivot, turn)
+    placed[..., 0] += target[0, 0]
+    placed[..., 2] += target[0, 2]
+    placed[..., 1] += floor
+    return placed
+
+
+def raised_cosine(offsets: np.ndarray, width: int) -> np.ndarray:
+    """1 at offset 0 falling smoothly to 0 at ``width`` and beyond."""
+    x = np.clip(np.asarray(offsets, dtype=np.float64) / max(width, 1), 0.0, 1.0)
+    return 0.5 * (1.0 + np.cos(np.pi * x))
+
+
+def smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def resample_curve(joints: np.ndarray, start: float, stop: float, count: int) -> np.ndarray:
+    """``count`` evenly spaced samples (linear interpolation) of ``joints`` between fractional
+    frame indices ``start`` and ``stop``, both ends included."""
+    times = np.linspace(start, stop, count)
+    lower = np.clip(np.floor(times).astype(int), 0, len(joints) - 1)
+    upper = np.clip(lower + 1, 0, len(joints) - 1)
+    weight = (times - lower)[:, None, None]
+    return joints[lower] * (1.0 - weight) + joints[upper] * weight
+
+
+def hermite_gap(before: np.ndarray, after: np.ndarray, frames: int) -> np.ndarray:
+    """Cubic Hermite interpolation of every joint from before[-1] to after[0] with the contexts'
+    end velocities (zero for a one-frame context). Returns frames + 2 samples, ends included."""
+    start, end = before[-1].astype(np.float64), after[0].astype(np.float64)
+    v0 = before[-1] - before[-2] if len(before) > 1 else np.zeros_like(start)
+    v1 = after[1] - after[0] if len(after) > 1 else np.zeros_like(end)
+    span = frames + 1
+    s = np.linspace(0.0, 1.0, frames + 2)[:, None, None]
+    h00, h10 = 2 * s ** 3 - 3 * s ** 2 + 1, s ** 3 - 2 * s ** 2 + s
+    h01, h11 = -2 * s ** 3 + 3 * s ** 2, s ** 3 - s ** 2
+    return h00 * start + h10 * span * v0 + h01 * end + h11 * span * v1
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+def as_motion(value, name: str) -> Motion:
+    """A Motion at 20 fps from a Motion or a (T, 22, 3) joint array (taken as 20 fps)."""
+    if isinstance(value, Motion):
+        return value.resample(MODEL_FPS)
+    if isinstance(value, np.ndarray):
+        if value.ndim != 3 or value.shape[1:] != (22, 3):
+            raise MotionError(f"{name}: expected an engine.Motion or (T, 22, 3) joints, got an array of shape "
+                              f"{value.shape}")
+        return Motion(value, MODEL_FPS)
+    raise MotionError(f"{name}: expected an engine.Motion, got {type(value).__name__}")
+
+
+def frames_of(seconds, name: str = "seconds", fps: float = MODEL_FPS) -> int:
+    """A positive duration in seconds -> frames at ``fps`` (rounded, at least 1)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.integer, np.floating)):
+        raise MotionError(f"{name} must be a number of seconds, got {type(seconds).__name__} {seconds!r}")
+    if not math.isfinite(float(seconds)) or float(seconds) <= 0:
+        raise MotionError(f"{name} must be a positive number of seconds, got {seconds!r}")
+    frames = int(round(float(seconds) * fps))
+    if frames < 1:
+        raise MotionError(f"{name} {seconds!r} is shorter than one frame at {fps:g} fps")
+    return frames
+
+
+def check_seed(seed, name: str = "seed") -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise MotionError(f"{name} must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
+def derived_seed(seed: int | None, step: int) -> int | None:
+    """The seed of the ``step``-th generation call made for one request."""
+    return None if seed is None else (seed + 7919 * step) % (2 ** 62)
+
+
+# ----------------------------------------------------------------------------- the model
+
+class MotionGPT:
+    """Text-to-motion, captioning, prediction and in-between with one T5 + the motion tokenizer."""
+
+    def __init__(self, tokenizer, lm, config: MotionGPTConfig | None = None, folder: Path | None = None):
+        self.tokenizer, self.lm = tokenizer, lm
+        self.config = config or MotionGPTConfig()
+        self.folder = folder
+        if tokenizer.config.frames_per_token != self.config.frames_per_token:
+            raise MotionError(f"{folder}: the tokenizer has {tokenizer.config.frames_per_token} frames per token, "
+                              f"config.json says {self.config.frames_per_token}")
+
+    # -- loading and saving
+    @classmethod
+    def from_pretrained(cls, source: str | Path = "default", device=None) -> "MotionGPT":
+        """Load "default" (assets/models/default), a model folder, or a hub repo id (downloaded
+        with huggingface_hub into its cache; HF_HUB_OFFLINE=1 uses the cache only)."""
+        from .lm import MotionLanguageModel
+        from .tokenizer import MotionTokenizer, resolve_device
+
+        folder = resolve_model_folder(source)
+        device = resolve_device(device)
+        config_path = folder / CONFIG_NAME
+        if config_path.is_file():
+            try:
+                values = json.loads(config_path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise MotionError(f"{config_path}: cannot read JSON: {error}") from None
+            config = MotionGPTConfig.from_dict(values, str(config_path))
+        else:  # a converted official folder from before convert.py wrote config.json
+            config = MotionGPTConfig(name="MotionGPT (official)")
+        for part in ("tokenizer", "lm"):
+            if not (folder / part).is_dir():
+                raise MotionError(f"{folder}: not a MotionGPT model folder (no {part}/ inside)")
+        tokenizer = MotionTokenizer.from_pretrained(folder / "tokenizer", device=device)
+        lm = MotionLanguageModel.from_pretrained(folder / "lm", tokenizer.config.code_num, device=device)
+        lm.max_prompt_tokens = config.max_prompt_tokens
+        return cls(tokenizer, lm, config, folder)
+
+    def save_pretrained(self, folder: str | Path, half: bool = False, model_card: str | None = None) -> Path:
+        """Write tokenizer/, lm/, config.json and MODEL_CARD.md (float16 weights with ``half``)."""
+        import torch
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        dtype = torch.float16 if half else torch.float32
+        self.tokenizer.save_pretrained(folder / "tokenizer", dtype=dtype)
+        self.lm.save_pretrained(folder / "lm", dtype=dtype)
+        self.config.save(folder)
+        (folder / "MODEL_CARD.md").write_text(model_card or default_model_card(self), encoding="utf-8")
+        return folder
+
+    # -- text to motion
+    def text_to_motion(self, text: str, seconds: float | None = None, seed: int | None = None) -> Motion:
+        """Motion (20 fps, starting at the origin facing +Z) for a caption; ``seconds`` fixes the
+        length (frames = round(seconds * 20)); longer than 9.8 s is continued with "Predict motion"."""
+        return self.text_to_motion_batch([text], seconds, seed)[0]
+
+    def text_to_motion_batch(self, texts: Sequence[str], seconds: float | Sequence[float | None] | None = None,
+                             seed: int | None = None) -> list[Motion]:
+        """One Motion per caption, generated as one batch. Row i is sampled with seed ``seed + i``,
+        so it equals ``text_to_motion(texts[i], seconds, seed + i)``."""
+        from .lm import T2M_LENGTH_PROMPT, T2M_PROMPT, clean_caption
+
+        if isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) == 0:
+            raise MotionError("texts must be a non-empty list of captions")
+        captions = [clean_caption(t, f"text {i}") for i, t in enumerate(texts)]
+        if isinstance(seconds, str):
+            raise MotionError(f"seconds must be a number of seconds, got the string {seconds!r}")
+        durations = list(seconds) if isinstance(seconds, Sequence) else [seconds] * len(captions)
+        if len(durations) != len(captions):
+            raise MotionError(f"seconds: {len(durations)} durations for {len(captions)} texts")
+        seed = check_seed(seed)
+        config, step = self.config, self.config.frames_per_token
+        frames = [None if s is None else frames_of(s, f"seconds[{i}]" if len(captions) > 1 else "seconds")
+                  for i, s in enumerate(durations)]
+        prompts, low, high, seeds = [], [], [], []
+        for i, (caption, count) in enumerate(zip(captions, frames)):
+            if count is None:
+                prompts.append(T2M_PROMPT.format(caption=caption))
+                low.append(min(config.min_motion_tokens, config.max_motion_tokens))
+                high.append(config.max_motion_tokens)
+            else:
+                codes = min(math.ceil(count / step), config.max_motion_tokens)
+                prompts.append(T2M_LENGTH_PROMPT.format(frames=min(count, codes * step), caption=caption))
+                low.append(codes)
+                high.append(codes)
+            seeds.append(derived_seed(None if seed is None else seed + i, 0))
+        first = self.lm.generate_motion(prompts, low, high, seeds, config.top_k, config.temperature)
+        results = []
+        for i, (codes, count) in enumerate(zip(first, frames)):
+            if count is not None and len(codes) * step < count:
+                codes = self._extend_codes(codes, math.ceil(count / step) - len(codes),
+                                           None if seed is None else seed + i)
+            motion = self.tokenizer.decode(codes)
+            results.append(motion if count is None else motion[:count])
+        return results
+
+    def _extend_codes(self, codes: np.ndarray, count: int, seed: int | None, first_step: int = 1) -> np.ndarray:
+        """``codes`` followed by ``count`` more, chaining "Predict motion" on the last
+        ``predict_context_tokens`` codes (each call adds at most max - context codes)."""
+        from .lm import PREDICT_PROMPT
+
+        config = self.config
+        codes = np.asarray(codes, dtype=np.int64)
+        target = len(codes) + count
+        step = first_step
+        while len(codes) < target:
+            context = codes[-config.predict_context_tokens:]
+            new = min(target - len(codes), config.max_motion_tokens - len(context))
+            prompt = PREDICT_PROMPT.format(motion=self.lm.vocab.motion_string(context))
+            generated = self.lm.generate_motion([prompt], [new], [new], [derived_seed(seed, step)],
+                                                config.top_k, config.temperature)[0]
+            codes = np.concatenate([codes, generated])
+            step += 1
+        return codes
+
+    # -- motion to text
+    def describe(self, motion: Motion) -> str:
+        """A caption of a motion (its first 9.8 s at most), greedy, text tokens only."""
+        from .lm import M2T_PROMPT
+
+        joints = as_motion(motion, "motion").joints
+        window = context_window(joints, self.config.max_motion_tokens, self.config.frames_per_token, at_end=False)
+        codes = self.tokenizer.encode(Motion(window, MODEL_FPS))
+        prompt = M2T_PROMPT.format(motion=self.lm.vocab.motion_string(codes))
+        return self.lm.generate_text([prompt], self.config.caption_max_tokens)[0]
+
+    # -- prediction
+    def predict(self, motion: Motion, seconds: float, seed: int | None = None) -> Motion:
+        """The given motion (at 20 fps, frames unchanged) followed by ``seconds`` of predicted motion
+        (round(seconds * 20) new frames), placed to continue it (see the module docstring)."""
+        given = as_motion(motion, "motion")
+        count = frames_of(seconds)
+        new = self._continue(given.joints, count, check_seed(seed))
+        return Motion(np.concatenate([given.joints, new.astype(np.float32)]), MODEL_FPS)
+
+    def _continue(self, joints: np.ndarray, count: int, seed: int | None) -> np.ndarray:
+        """``count`` new frames (count, 22, 3) after ``joints``' last frame."""
+        from .lm import PREDICT_PROMPT
+
+        config, step = self.config, self.config.frames_per_token
+        window = context_window(joints, config.predict_context_tokens, step, at_end=True)
+        context = self.tokenizer.encode(Motion(window, MODEL_FPS))
+        anchor = step * len(context)                       # decoded frame of joints[-1]
+        needed = math.ceil((count + 1) / step)             # decoded frames anchor+1 .. anchor+count
+        first = min(needed, config.max_motion_tokens - len(context))
+        prompt = PREDICT_PROMPT.format(motion=self.lm.vocab.motion_string(context))
+        generated = self.lm.generate_motion([prompt], [first], [first], [derived_seed(seed, 0)],
+                                            config.top_k, config.temperature)[0]
+        codes = np.concatenate([context, generated])
+        if first < needed:
+            codes = self._extend_codes(codes, needed - first, seed)
+        decoded = self.tokenizer.decode(codes).joints.astype(np.float64)
+        placed = place_on(decoded, anchor, joints[-1], floor=float(window[..., 1].min()))
+        residual = joints[-1].astype(np.float64) - placed[anchor]
+        fade = raised_cosine(np.arange(1, count + 1), config.blend_frames)[:, None, None]
+        return placed[anchor + 1: anchor + 1 + count] + fade * residual
+
+    # -- in-between
+    def inbetween(self, before: Motion, after: Motion, frames: int, text: str | None = None,
+                  seed: int | None = None, include_boundaries: bool = False) -> Motion:
+        """Exactly ``frames`` new frames (20 fps) that lead from ``before``'s last frame to
+        ``after``'s first (each context may be a single key pose).
+
+        Guarantee: the fill is a curve whose first sample equals before[-1] and whose last equals
+        after[0] (to float32 rounding); ``include_boundaries=True`` returns those two samples
+        too (frames + 2). Concatenating [before, result, after] leaves the contexts untouched.
+        Gaps under 4 frames (one token) are cubic Hermite interpolation with the contexts' end
+        velocities; longer ones are generated ("Complete the masked motion"; with ``text`` our
+        steered prompt) and placed at both ends; a gap too long for one generation first extends
+        ``before`` with "Predict motion" and fills the rest.
+        """
+        from .lm import clean_caption
+
+        before_joints = as_motion(before, "before").joints.astype(np.float64)
+        after_joints = as_motion(after, "after").joints.astype(np.float64)
+        if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+            raise MotionError(f"frames must be a positive integer number of new frames, got {frames!r}")
+        caption = None if text is None else clean_caption(text, "text")
+        seed = check_seed(seed)
+        curve = self._fill(before_joints, after_joints, int(frames), caption, seed)
+        curve = curve if include_boundaries else curve[1:-1]
+        return Motion(curve.astype(np.float32), MODEL_FPS)
+
+    def _fill(self, before: np.ndarray, after: np.ndarray, frames: int, caption: str | None,
+              seed: int | None) -> np.ndarray:
+        """(frames + 2, 22, 3): before[-1], the gap, after[0]."""
+        config, step = self.config, self.config.frames_per_token
+        if frames < SHORT_GAP_FRAMES:
+            return hermite_gap(before, after, frames)
+        masked = max(1, round((frames + 1) / step))
+        context_tokens = config.inbetween_context_tokens
+        room = config.max_motion_tokens - 2 * context_tokens
+        if masked > room:  # predict the first part, fill the rest
+            extra = frames - (room * step - 1)
+            extension = self._continue(before, extra, derived_seed(seed, 100))
+            rest = self._fill(np.concatenate([before, extension]), after, frames - extra, caption,
+                              derived_seed(seed, 200))
+            return np.concatenate([[before[-1]], extension, rest[1:]])
+        window_before = context_window(before, context_tokens, step, at_end=True)
+        window_after = context_window(after, context_tokens, step, at_end=False)
+        codes_before, codes_after = self.tokenizer.encode_batch([Motion(window_before, MODEL_FPS),
+                                                                 Motion(window_after, MODEL_FPS)])
+        codes = self._generate_masked(codes_before, masked, codes_after, caption, seed)
+        decoded = self.tokenizer.decode(codes).joints.astype(np.float64)
+        first_anchor = step * len(codes_before)                      # decoded before[-1]
+        last_anchor = step * (len(codes_before) + masked)            # decoded after[0]
+        placed_start = place_on(decoded, first_anchor, before[-1], float(window_before[..., 1].min()))
+        placed_end = place_on(decoded, last_anchor, after[0], float(window_after[..., 1].min()))
+        curve_start = resample_curve(placed_start, first_anchor, last_anchor, frames + 2)
+        curve_end = resample_curve(placed_end, first_anchor, last_anchor, frames + 2)
+        s = np.linspace(0.0, 1.0, frames + 2)[:, None, None]
+        curve = (1.0 - smoothstep(s)) * curve_start + smoothstep(s) * curve_end
+        residual_start, residual_end = before[-1] - curve[0], after[0] - curve[-1]
+        index = np.arange(frames + 2)
+        width = min(config.blend_frames, frames + 1)
+        fade_start = raised_cosine(index, width)[:, None, None]
+        fade_end = raised_cosine(index[::-1], width)[:, None, None]
+        curve = curve + fade_start * residual_start + fade_end * residual_end
+        curve[0], curve[-1] = before[-1], after[0]   # equal already up to rounding; make it exact
+        return curve
+
+    def _generate_masked(self, before: np.ndarray, masked: int, after: np.ndarray, caption: str | None,
+                         seed: int | None) -> np.ndarray:
+        """All codes of [before, masked new codes, after]; the known codes are forced."""
+        from .lm import INBETWEEN_PROMPT, STEERED_INBETWEEN_PROMPT
+
+        motion = self.lm.vocab.masked_string(before, masked, after)
+        prompt = INBETWEEN_PROMPT.format(motion=motion) if caption is None else \
+            STEERED_INBETWEEN_PROMPT.format(caption=caption, motion=motion)
+        total = len(before) + masked + len(after)
+        return self.lm.generate_motion([prompt], [total], [total], [derived_seed(seed, 0)], self.config.top_k,
+                                       self.config.temperature, prefix_codes=[before], suffix_codes=[after])[0]
+
+
+def context_window(joints: np.ndarray, max_tokens: int, step: int, at_end: bool) -> np.ndarray:
+    """The ``step * L + 1`` frames (L <= max_tokens codes) at the end (or start) of ``joints``;
+    shorter contexts (under step + 1 frames, e.g. one key pose) are held still to step + 1 frames."""
+    tokens = min(max_tokens, (len(joints) - 1) // step)
+    if tokens < 1:
+        pad = np.repeat(joints[:1] if at_end else joints[-1:], step + 1 - len(joints), axis=0)
+        return np.concatenate([pad, joints] if at_end else [joints, pad])
+    size = step * tokens + 1
+    return joints[-size:] if at_end else joints[:size]
+
+
+def resolve_model_folder(source: str | Path) -> Path:
+    """"default", a local folder, or a hub repo id -> a local folder."""
+    if str(source) == "default":
+        if not (DEFAULT_MODEL / CONFIG_NAME).is_file():
+            raise MotionError(f"the bundled model is not built yet ({DEFAULT_MODEL / CONFIG_NAME} is missing); "
+                              "train one (python -m engine.train lm) or pass a model folder")
+        return DEFAULT_MODEL
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    text = str(source)
+    if path.exists() or not REPO_ID_PATTERN.match(text) or text.startswith((".", "/", "~")):
+        raise MotionError(f"{text}: no such model folder (and not a hub repo id owner/name)")
+    from huggingface_hub import snapshot_download
+    try:
+        return Path(snapshot_download(repo_id=text))
+    except Exception as error:  # offline, missing repo, network: all end here
+        offline = " (HF_HUB_OFFLINE is set and the model is not in the cache)" \
+            if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on") else ""
+        raise MotionError(f"{text}: cannot download the model from the hub{offline}: "
+                          f"{type(error).__name__}: {error}") from None
+
+
+def default_model_card(model: MotionGPT) -> str:
+    t5 = model.lm.t5.config
+    return (f"# {model.config.name}\n\n"
+            "A MotionGPT model folder for the engine (`engine.MotionGPT.from_pretrained(folder)`).\n\n"
+            f"- tokenizer/: VQ-VAE, {model.tokenizer.config.code_num} codes, "
+            f"{model.tokenizer.config.frames_per_token} frames per token, 20 fps\n"
+            f"- lm/: T5 d_model {t5.d_model}, {t5.num_layers}+{t5.num_decoder_layers} layers, {t5.num_heads} heads, "
+            f"d_ff {t5.d_ff}, vocabulary {t5.vocab_size} (motion tokens from id {model.lm.vocab.first_id})\n"
+            f"- prompts: MotionGPT's; longest single generation {model.config.max_motion_tokens} tokens\n")

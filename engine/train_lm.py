@@ -1,0 +1,389 @@
+"""Training the language model: ``python -m engine.train lm --data DIR --tokenizer DIR --out DIR``.
+
+MotionGPT's recipe, scaled down:
+1. First pass (cached in the run folder as ``tokens.json``): every clip of the dataset is encoded
+   by the trained motion tokenizer, long clips as 196-frame windows every 98 frames (HumanML3D's
+   longest clip), each window keeping its clip's captions. Our text tokenizer is built from the
+   captions (``text_tokenizer/``), unless ``--init`` starts from an existing model's ``lm/``.
+2. Stage 1 (``pretrain_steps``): motion-text pairs both ways plus prediction, as MotionGPT's
+   template_pretrain (bare caption -> motion string, bare motion string -> caption,
+   "Predict motion: s1" -> s2).
+3. Stage 2: instruction tuning with the task prompts the engine uses (``engine.lm``): text-to-motion
+   with and without a length, "Generate text:", "Predict motion:", "Complete the masked motion:"
+   and our steered in-between. Token sequences are randomly cropped by up to one token at each end.
+
+Model: flan-t5-style T5 (gated-gelu, untied lm_head; ``engine.lm.new_t5``). AdamW, linear
+warm-up then cosine decay to 10 %, bf16 autocast on CUDA. One CPU, one GPU or ``torchrun`` (DDP,
+gloo / nccl) with the tokenizer trainer's helpers; ``--batch`` is global. The run folder holds
+``checkpoint.pt`` (``--resume``), ``log.jsonl`` and ``best/`` (the lowest stage-2 validation
+loss, a complete ``MotionGPT.from_pretrained`` folder; ``--fp16`` writes it in float16).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .errors import MotionError
+from .lm import (INBETWEEN_PROMPT, M2T_PROMPT, PREDICT_PROMPT, STEERED_INBETWEEN_PROMPT, T2M_LENGTH_PROMPT,
+                 T2M_PROMPT, MotionLanguageModel, new_t5)
+
+WINDOW_FRAMES = 196        # longest training window (HumanML3D's maximum), frames
+WINDOW_STRIDE = 98
+PRETRAIN_TASKS = {"t2m_bare": 0.4, "m2t_bare": 0.4, "predict": 0.2}
+INSTRUCT_TASKS = {"t2m": 0.2, "t2m_length": 0.2, "m2t": 0.2, "predict": 0.15, "inbetween": 0.1,
+                  "inbetween_steered": 0.15}
+
+
+@dataclass
+class LMTraining:
+    """Everything an LM run needs; the CLI flags have the same names."""
+
+    data: str = ""                     # dataset folder (python -m engine.data build)
+    tokenizer: str = ""                # trained MotionTokenizer folder
+    out: str = ""                      # run folder
+    init: str = ""                     # optional lm/ folder to start from (its text tokenizer is kept)
+    steps: int = 60_000
+    pretrain_steps: int = -1           # stage-1 steps; -1: 40 % of steps
+    batch: int = 64                    # examples per step, over all ranks
+    lr: float = 2e-4
+    warmup: int = 1000
+    weight_decay: float = 0.01
+    d_model: int = 256
+    layers: int = 4                    # encoder layers = decoder layers
+    heads: int = 4
+    d_ff: int = 1024
+    dropout: float = 0.1
+    text_vocab: int = 4000
+    max_prompt_tokens: int = 256
+    predict_context_tokens: int = 10
+    inbetween_context_tokens: int = 8
+    log_every: int = 50
+    val_every: int = 1000
+    val_examples: int = 256
+    seed: int = 1234
+    fp16: bool = False                 # write best/ in float16 (for shipping)
+    resume: bool = False
+    device: str | None = None
+
+    def stage_one_steps(self) -> int:
+        return int(self.steps * 0.4) if self.pretrain_steps < 0 else self.pretrain_steps
+
+
+# ----------------------------------------------------------------------------- data
+
+@dataclass
+class TokenClip:
+    codes: np.ndarray          # (N,) int64
+    captions: list[str]
+
+
+def encode_dataset(data: Path, tokenizer, split: str) -> list[TokenClip]:
+    """Every clip of a split as token windows (at most 196 frames each)."""
+    from .data import load_split
+    step = tokenizer.config.frames_per_token
+    windows, owners = [], []
+    for clip in load_split(data, split):
+        if not clip.captions or len(clip.features) < step:
+            continue
+        starts = list(range(0, max(1, len(clip.features) - WINDOW_FRAMES + 1), WINDOW_STRIDE))
+        if len(clip.features) > WINDOW_FRAMES and starts[-1] != len(clip.features) - WINDOW_FRAMES:
+            starts.append(len(clip.features) - WINDOW_FRAMES)
+        for start in starts:
+            windows.append(clip.features[start: start + WINDOW_FRAMES])
+            owners.append(clip.captions)
+    if not windows:
+        raise MotionError(f"{data}/{split}.txt: no clip with captions and {step} frames or more")
+    result = []
+    for first in range(0, len(windows), 256):
+        for codes, captions in zip(tokenizer.encode_batch(windows[first: first + 256]), owners[first: first + 256]):
+            result.append(TokenClip(codes, captions))
+    return result
+
+
+def load_or_encode(run: Path, data: Path, tokenizer_dir: Path, main_rank: bool) -> dict[str, list[TokenClip]]:
+    """The cached first pass (``run/tokens.json``), computed by rank 0 when absent or stale."""
+    from .tokenizer import MotionTokenizer
+    cache = run / "tokens.json"
+    stamp = {"data": str(data.resolve()), "tokenizer": str(tokenizer_dir.resolve()),
+             "weights_mtime": (tokenizer_dir / "model.safetensors").stat().st_mtime}
+    if main_rank and (not cache.is_file() or json.loads(cache.read_text())["stamp"] != stamp):
+        tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir)
+        values = {"stamp": stamp}
+        for split in ("train", "val"):
+            values[split] = [{"codes": c.codes.tolist(), "captions": c.captions}
+                             for c in encode_dataset(data, tokenizer, split)]
+        run.mkdir(parents=True, exist_ok=True)
+        cache.with_suffix(".tmp").write_text(json.dumps(values), encoding="utf-8")
+        cache.with_suffix(".tmp").replace(cache)
+    if dist.is_initialized():
+        dist.barrier()
+    values = json.loads(cache.read_text(encoding="utf-8"))
+    return {split: [TokenClip(np.asarray(c["codes"], dtype=np.int64), c["captions"]) for c in values[split]]
+            for split in ("train", "val")}
+
+
+class ExampleSampler:
+    """Draws (prompt, target) text pairs of one stage's task mix from token clips."""
+
+    def __init__(self, clips: list[TokenClip], vocab, config: LMTraining, frames_per_token: int = 4):
+        self.clips, self.vocab, self.config, self.step = clips, vocab, config, frames_per_token
+
+    def sample(self, tasks: dict[str, float], rng: np.random.Generator) -> tuple[str, str, str]:
+        """(task, prompt, target) of one random clip, random task, random crop."""
+        names = list(tasks)
+        task = names[rng.choice(len(names), p=np.array([tasks[n] for n in names]) / sum(tasks.values()))]
+        clip = self.clips[rng.integers(len(self.clips))]
+        caption = clip.captions[rng.integers(len(clip.captions))]
+        codes = clip.codes
+        if len(codes) > 3:  # crop up to one token at each end
+            codes = codes[rng.integers(2): len(codes) - rng.integers(2)]
+        vocab = self.vocab
+        if task in ("predict", "inbetween", "inbetween_steered") and len(codes) < 3:
+            task = "t2m"
+        if task == "t2m_bare":
+            return task, caption, vocab.motion_string(codes)
+        if task == "m2t_bare":
+            return task, vocab.motion_string(codes), caption
+        if task == "t2m":
+            return task, T2M_PROMPT.format(caption=caption), vocab.motion_string(codes)
+        if task == "t2m_length":
+            frames = len(codes) * self.step
+            return task, T2M_LENGTH_PROMPT.format(frames=frames, caption=caption), vocab.motion_string(codes)
+        if task == "m2t":
+            return task, M2T_PROMPT.format(motion=vocab.motion_string(codes)), caption
+        if task == "predict":
+            split = int(rng.integers(1, min(self.config.predict_context_tokens, len(codes) - 1) + 1))
+            return task, PREDICT_PROMPT.format(motion=vocab.motion_string(codes[:split])), \
+                vocab.motion_string(codes[split:])
+        # in-between: 1..context codes kept on each side, at least one masked
+        limit = self.config.inbetween_context_tokens
+        before = int(rng.integers(1, min(limit, len(codes) - 2) + 1))
+        after = int(rng.integers(1, min(limit, len(codes) - before - 1) + 1))
+        masked = vocab.masked_string(codes[:before], len(codes) - before - after, codes[len(codes) - after:])
+        prompt = INBETWEEN_PROMPT.format(motion=masked) if task == "inbetween" else \
+            STEERED_INBETWEEN_PROMPT.format(caption=caption, motion=masked)
+        return task, prompt, vocab.motion_string(codes)
+
+
+def make_batch(text_tokenizer, pairs: list[tuple[str, str, str]], max_tokens: int, device) -> dict:
+    """Right-padded input ids / mask and labels (-100 on padding) of (task, prompt, target) pairs."""
+    prompts = text_tokenizer([p for _, p, _ in pairs], padding=True, truncation=True, max_length=max_tokens,
+                             return_tensors="pt")
+    targets = text_tokenizer([t for _, _, t in pairs], padding=True, truncation=True, max_length=max_tokens,
+                             return_tensors="pt")
+    labels = targets["input_ids"].masked_fill(targets["attention_mask"] == 0, -100)
+    return {"input_ids": prompts["input_ids"].to(device), "attention_mask": prompts["attention_mask"].to(device),
+            "labels": labels.to(device)}
+
+
+def learning_rate(config: LMTraining, step: int) -> float:
+    """Linear warm-up, then cosine decay to 10 % of lr at the last step."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / max(1, config.warmup)
+    progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
+    return config.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def validation_loss(model, text_tokenizer, pairs: list, config: LMTraining, device) -> float:
+    """Mean token cross-entropy over fixed validation pairs (the stage-2 task mix)."""
+    model.eval()
+    total, count = 0.0, 0
+    for first in range(0, len(pairs), 64):
+        batch = make_batch(text_tokenizer, pairs[first: first + 64], config.max_prompt_tokens, device)
+        with _autocast(device):
+            logits = model(**batch).logits
+        labels = batch["labels"]
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                 ignore_index=-100, reduction="sum")
+        total += loss.item()
+        count += int((labels != -100).sum())
+    return total / max(1, count)
+
+
+def _autocast(device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+# ----------------------------------------------------------------------------- the training loop
+
+def train_lm(config: LMTraining):
+    """Train (or resume) the language model; returns the trained ``MotionGPT`` (rank 0's files:
+    checkpoint.pt, log.jsonl, best/)."""
+    from transformers import AutoTokenizer
+
+    from .model import MotionGPT, MotionGPTConfig
+    from .text_tokenizer import build_text_tokenizer, captions_of_dataset
+    from .tokenizer import MotionTokenizer
+    from .train import _emit, _save_checkpoint, all_sum, start_distributed
+
+    ranks, device = start_distributed(config.device)
+    data, run, tokenizer_dir = Path(config.data), Path(config.out), Path(config.tokenizer)
+    if config.batch % ranks.world:
+        raise MotionError(f"--batch {config.batch} must be divisible by the number of processes {ranks.world}")
+    if not (tokenizer_dir / "model.safetensors").is_file():
+        raise MotionError(f"--tokenizer {tokenizer_dir}: not a MotionTokenizer folder (no model.safetensors)")
+    motion_tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir, device="cpu")
+    code_num = motion_tokenizer.config.code_num
+    clips = load_or_encode(run, data, tokenizer_dir, ranks.main)
+
+    # text tokenizer + T5: from --init, or built here (rank 0 writes the tokenizer, all read it)
+    torch.manual_seed(config.seed)
+    if config.init:
+        lm = MotionLanguageModel.from_pretrained(config.init, code_num, device="cpu", dtype=torch.float32)
+        text_tokenizer, model = lm.text_tokenizer, lm.t5
+    else:
+        text_dir = run / "text_tokenizer"
+        if ranks.main and not (text_dir / "tokenizer.json").is_file():
+            build_text_tokenizer(captions_of_dataset(data), config.text_vocab, code_num).save_pretrained(str(text_dir))
+        if dist.is_initialized():
+            dist.barrier()
+        text_tokenizer = AutoTokenizer.from_pretrained(str(text_dir))
+        model = new_t5(len(text_tokenizer), config.d_model, config.layers, config.heads, config.d_ff,
+                       config.dropout, seed=config.seed)
+    text_tokenizer.padding_side = "right"
+    wrapper = MotionLanguageModel(model, text_tokenizer, code_num, config.max_prompt_tokens)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.99),
+                                  weight_decay=config.weight_decay)
+    rng = np.random.default_rng([config.seed, ranks.rank])
+    step, best = 0, math.inf
+    checkpoint_path = run / "checkpoint.pt"
+    if config.resume and checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        if state["model_sizes"] != _model_sizes(config):
+            raise MotionError(f"{checkpoint_path}: the run was started with model sizes {state['model_sizes']}, "
+                              f"not {_model_sizes(config)}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best = state["step"], state["best_val_loss"]
+        if state["world"] == ranks.world:
+            rng.bit_generator.state = state["rng"][ranks.rank]
+        else:
+            rng = np.random.default_rng([config.seed, ranks.rank, step])
+        if ranks.main:
+            print(f"resumed {checkpoint_path} at step {step} (best validation loss {best:.4f})", flush=True)
+
+    network = model
+    if ranks.world > 1:
+        network = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    train_sampler = ExampleSampler(clips["train"], wrapper.vocab, config, motion_tokenizer.config.frames_per_token)
+    val_sampler = ExampleSampler(clips["val"], wrapper.vocab, config, motion_tokenizer.config.frames_per_token)
+    val_rng = np.random.default_rng(config.seed + 17)
+    val_pairs = [val_sampler.sample(INSTRUCT_TASKS, val_rng) for _ in range(config.val_examples)]
+
+    log = None
+    if ranks.main:
+        run.mkdir(parents=True, exist_ok=True)
+        log = (run / "log.jsonl").open("a", encoding="utf-8")
+        parameters = sum(p.numel() for p in model.parameters())
+        print(f"lm: {parameters / 1e6:.2f} M parameters, vocabulary {len(text_tokenizer)} "
+              f"(motion tokens from {wrapper.vocab.first_id}), {len(clips['train'])} training / "
+              f"{len(clips['val'])} validation windows, {ranks.world} process(es) on {device}", flush=True)
+    per_rank = config.batch // ranks.world
+    loss_sum, interval_steps, interval_start = torch.zeros(1, dtype=torch.float64), 0, time.time()
+    stage_one = config.stage_one_steps()
+
+    while step < config.steps:
+        model.train()
+        lr = learning_rate(config, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        tasks = PRETRAIN_TASKS if step < stage_one else INSTRUCT_TASKS
+        pairs = [train_sampler.sample(tasks, rng) for _ in range(per_rank)]
+        batch = make_batch(text_tokenizer, pairs, config.max_prompt_tokens, device)
+        with _autocast(device):
+            loss = network(**batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        loss_sum += loss.item()
+        interval_steps += 1
+
+        if step % config.log_every == 0 or step == config.steps:
+            mean = all_sum(loss_sum.to(device)).item() / (interval_steps * ranks.world)
+            if ranks.main:
+                _emit({"step": step, "stage": 1 if step <= stage_one else 2, "loss": mean, "lr": lr,
+                       "seconds_per_step": (time.time() - interval_start) / interval_steps}, log)
+            loss_sum.zero_()
+            interval_start, interval_steps = time.time(), 0
+
+        if step % config.val_every == 0 or step == config.steps:
+            if ranks.main:
+                value = validation_loss(model, text_tokenizer, val_pairs, config, device)
+                improved = value < best
+                if improved:
+                    best = value
+                    mg = MotionGPT(motion_tokenizer, wrapper, MotionGPTConfig(
+                        name="MotionGPT (engine-trained)", predict_context_tokens=config.predict_context_tokens,
+                        inbetween_context_tokens=config.inbetween_context_tokens, steered_inbetween=True,
+                        max_prompt_tokens=config.max_prompt_tokens))
+                    mg.save_pretrained(run / "best", half=config.fp16, model_card=_model_card(config, step, value))
+                _emit({"step": step, "split": "val", "val_loss": value, "best_val_loss": best,
+                       "saved_best": improved}, log)
+            states = [None] * ranks.world
+            if ranks.world > 1:
+                dist.all_gather_object(states, rng.bit_generator.state)
+            else:
+                states = [rng.bit_generator.state]
+            if ranks.main:
+                _save_checkpoint(checkpoint_path, {
+                    "model": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "optimizer": optimizer.state_dict(), "step": step, "best_val_loss": best, "rng": states,
+                    "world": ranks.world, "model_sizes": _model_sizes(config),
+                    "training": {k: v for k, v in asdict(config).items() if k != "resume"}})
+            if ranks.world > 1:
+                dist.barrier()
+            interval_start = time.time()
+    if log is not None:
+        log.close()
+    model.eval()
+    return MotionGPT(motion_tokenizer.to(device), wrapper, MotionGPTConfig(steered_inbetween=True))
+
+
+def _model_sizes(config: LMTraining) -> dict:
+    if config.init:
+        return {"init": config.init}
+    return {k: getattr(config, k) for k in ("d_model", "layers", "heads", "d_ff", "text_vocab")}
+
+
+def _model_card(config: LMTraining, step: int, val_loss: float) -> str:
+    return ("# MotionGPT (engine-trained)\n\n"
+            "Trained with `python -m engine.train lm` (MotionGPT's two-stage recipe, scaled down).\n\n"
+            f"- data: `{config.data}`; motion tokenizer: `{config.tokenizer}`\n"
+            f"- T5: d_model {config.d_model}, {config.layers}+{config.layers} layers, {config.heads} heads, "
+            f"d_ff {config.d_ff}, gated-gelu, untied lm_head\n"
+            f"- saved at step {step} of {config.steps} (stage 1: {config.stage_one_steps()} steps), "
+            f"validation loss {val_loss:.4f}\n"
+            "- data licences: Bandai Namco Research Motion dataset (CC BY-NC 4.0), CMU Graphics Lab mocap\n")
+
+
+def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = LMTraining()
+    parser.add_argument("--data", required=True, help="dataset folder (python -m engine.data build)")
+    parser.add_argument("--tokenizer", required=True, help="trained motion tokenizer folder (e.g. RUN/best)")
+    parser.add_argument("--out", required=True, help="run folder: tokens.json, checkpoint.pt, log.jsonl, best/")
+    for item in fields(LMTraining):
+        if item.name in ("data", "tokenizer", "out"):
+            continue
+        flag = "--" + item.name.replace("_", "-")
+        value = getattr(defaults, item.name)
+        if isinstance(value, bool):
+            parser.add_argument(flag, action="store_true")
+        elif item.name == "device":
+            parser.add_argument(flag, default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+        else:
+            parser.add_argument(flag, type=type(value), default=value, help=f"default {value!r}")
