@@ -231,6 +231,9 @@ def convert_motiongpt(checkpoint: str | Path, stats_dir: str | Path, out_dir: st
     tokenizer = load_text_tokenizer(text_tokenizer)
     lm_summary = write_language_model(lm, tokenizer, config.code_num, out / "lm", source=str(path))
 
+    from .model import MotionGPTConfig  # the top-level config.json that MotionGPT.from_pretrained reads
+    MotionGPTConfig(name="MotionGPT (official, converted)").save(out)
+
     summary = {"checkpoint": str(path), "sha256": _sha256(path), "tokenizer": str(out / "tokenizer"),
                "lm": str(out / "lm"), "vae_entries": len(vae), "lm_entries": len(lm),
                "ignored_entries": len(state) - len(vae) - len(lm), **lm_summary}
