@@ -122,6 +122,208 @@ register("features", run_features, add_features_arguments, help="HumanML3D 263-d
 register("demo", run_demo, add_demo_arguments, help="generate motion from text with the bundled model")
 
 
+# ----------------------------------------------------------------------------- the four tasks
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="default", metavar="FOLDER|REPO",
+                        help='model folder, hub repo id, or "default" (the bundled model)')
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+
+
+def add_seed_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=None, help="random seed (same seed, same result)")
+
+
+def add_out_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, metavar="X.bvh|X.npy",
+                        help="output: BVH (SMPL skeleton) or .npy joints (T, 22, 3) at 20 fps")
+
+
+def load_model(args: argparse.Namespace):
+    from .model import MotionGPT
+    return MotionGPT.from_pretrained(args.model, device=args.device)
+
+
+def read_motion_file(path: Path):
+    """A .bvh file or a .npy of (T, 22, 3) joints at 20 fps -> Motion."""
+    import numpy as np
+    from .bvh import read_bvh
+    from .motion import Motion
+    if path.suffix.lower() == ".bvh":
+        return read_bvh(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            joints = np.load(path, allow_pickle=False)
+        except ValueError as error:
+            raise MotionError(f"{path}: not a readable .npy file: {error}") from None
+        if joints.ndim != 3 or joints.shape[1:] != (22, 3):
+            raise MotionError(f"{path}: expected (T, 22, 3) joints, got shape {joints.shape}")
+        return Motion(joints, MODEL_FPS)
+    raise MotionError(f"{path}: unsupported motion file (use .bvh or .npy joints)")
+
+
+def write_motion_file(motion, path: Path) -> None:
+    import numpy as np
+    from .bvh import write_bvh
+    suffix = path.suffix.lower()
+    if suffix not in (".bvh", ".npy"):
+        raise MotionError(f"--out {path}: the output must be a .bvh or .npy file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".bvh":
+        write_bvh(motion, path)
+    else:
+        np.save(path, motion.joints)
+    print(f"wrote {path}: {motion.num_frames} frames at {motion.fps:g} fps ({motion.duration:.2f} s)")
+
+
+def check_output_suffix(path: Path) -> None:
+    if path.suffix.lower() not in (".bvh", ".npy"):
+        raise MotionError(f"--out {path}: the output must be a .bvh or .npy file")
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", metavar="TEXT", help='what the person does, e.g. "a person jumps"')
+    parser.add_argument("--seconds", type=float, default=None, help="length (default: the model decides)")
+    add_seed_argument(parser)
+    add_out_argument(parser)
+    add_model_argument(parser)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Text to motion, written as BVH or .npy joints."""
+    check_output_suffix(args.out)
+    motion = load_model(args).text_to_motion(args.text, seconds=args.seconds, seed=args.seed)
+    write_motion_file(motion, args.out)
+    return 0
+
+
+def add_describe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="FILE", help=".bvh or .npy (T, 22, 3) joints at 20 fps")
+    add_model_argument(parser)
+
+
+def run_describe(args: argparse.Namespace) -> int:
+    """Print a caption of a motion file."""
+    motion = read_motion_file(args.file)
+    print(load_model(args).describe(motion))
+    return 0
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="FILE", help=".bvh or .npy (T, 22, 3) joints at 20 fps")
+    parser.add_argument("--seconds", type=float, required=True, help="how much motion to add, in seconds")
+    add_seed_argument(parser)
+    add_out_argument(parser)
+    add_model_argument(parser)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """The file's motion (at 20 fps) continued by --seconds."""
+    check_output_suffix(args.out)
+    motion = read_motion_file(args.file)
+    write_motion_file(load_model(args).predict(motion, args.seconds, seed=args.seed), args.out)
+    return 0
+
+
+def add_inbetween_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("before", type=Path, metavar="BEFORE", help="motion before the gap (.bvh / .npy)")
+    parser.add_argument("after", type=Path, metavar="AFTER", help="motion after the gap (.bvh / .npy)")
+    parser.add_argument("--frames", type=int, required=True, help="new frames to fill the gap with (20 fps)")
+    parser.add_argument("--text", default=None, help="what the person does in the gap")
+    parser.add_argument("--full", action="store_true", help="write before + gap + after instead of the gap")
+    add_seed_argument(parser)
+    add_out_argument(parser)
+    add_model_argument(parser)
+
+
+def run_inbetween(args: argparse.Namespace) -> int:
+    """Exactly --frames new frames between two motions."""
+    from .motion import Motion
+    check_output_suffix(args.out)
+    before, after = read_motion_file(args.before), read_motion_file(args.after)
+    gap = load_model(args).inbetween(before, after, args.frames, text=args.text, seed=args.seed)
+    if args.full:
+        gap = Motion.concatenate([before.resample(MODEL_FPS), gap, after.resample(MODEL_FPS)])
+    write_motion_file(gap, args.out)
+    return 0
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("list", type=Path, metavar="LIST.txt",
+                        help="one caption per line; optional 'SECONDS<TAB>caption'; # comments")
+    parser.add_argument("--out-dir", type=Path, required=True, help="folder for 0001.bvh, 0002.bvh, ...")
+    parser.add_argument("--seconds", type=float, default=None, help="length of every clip without its own")
+    parser.add_argument("--format", choices=("bvh", "npy"), default="bvh")
+    parser.add_argument("--batch-size", type=int, default=8, help="captions generated together")
+    add_seed_argument(parser)
+    add_model_argument(parser)
+
+
+def read_caption_list(path: Path, default_seconds: float | None) -> list[tuple[str, float | None]]:
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        seconds = default_seconds
+        if "\t" in line:
+            head, line = line.split("\t", 1)
+            try:
+                seconds = float(head)
+            except ValueError:
+                raise MotionError(f"{path}:{number}: {head!r} before the tab is not a number of seconds") from None
+        items.append((line.strip(), seconds))
+    if not items:
+        raise MotionError(f"{path}: no captions (one per line)")
+    return items
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """Text to motion for every line of a file; a plain-text progress bar on stderr."""
+    if args.batch_size < 1:
+        raise MotionError(f"--batch-size must be at least 1, got {args.batch_size}")
+    items = read_caption_list(args.list, args.seconds)
+    model = load_model(args)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    done = 0
+    progress(0, len(items))
+    for first in range(0, len(items), args.batch_size):
+        chunk = items[first: first + args.batch_size]
+        seed = None if args.seed is None else args.seed + first
+        motions = model.text_to_motion_batch([c for c, _ in chunk], [s for _, s in chunk], seed=seed)
+        for offset, motion in enumerate(motions):
+            path = args.out_dir / f"{first + offset + 1:04d}.{args.format}"
+            write_quietly(motion, path)
+        done += len(chunk)
+        progress(done, len(items))
+    index = args.out_dir / "captions.tsv"
+    index.write_text("".join(f"{i + 1:04d}.{args.format}\t{c}\n" for i, (c, _) in enumerate(items)), encoding="utf-8")
+    print(f"wrote {len(items)} motions to {args.out_dir} (list: {index})")
+    return 0
+
+
+def write_quietly(motion, path: Path) -> None:
+    import numpy as np
+    from .bvh import write_bvh
+    if path.suffix == ".bvh":
+        write_bvh(motion, path)
+    else:
+        np.save(path, motion.joints)
+
+
+def progress(done: int, total: int, width: int = 30) -> None:
+    """``[#####.....]  3/10`` on stderr, one line per update (works in logs and terminals)."""
+    filled = width * done // max(total, 1)
+    print(f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", file=sys.stderr, flush=True)
+
+
+register("generate", run_generate, add_generate_arguments, help="text to motion (.bvh or .npy)")
+register("describe", run_describe, add_describe_arguments, help="caption a motion file")
+register("predict", run_predict, add_predict_arguments, help="continue a motion file")
+register("inbetween", run_inbetween, add_inbetween_arguments, help="fill the gap between two motions")
+register("batch", run_batch, add_batch_arguments, help="text to motion for every line of a file")
+
+
 # ----------------------------------------------------------------------------- main
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -290,14 +290,17 @@ def load_t5(folder: str | Path, device, dtype):
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise MotionError(f"{folder}: not a language-model folder (no config.json)")
-    level = hf_logging.get_verbosity()
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity(logging.ERROR)  # "both present with different values, will NOT tie": wanted
+    hf_logging.disable_progress_bar()        # no "Loading weights" bar on stderr (CLI progress is ours)
     try:
         model = T5ForConditionalGeneration.from_pretrained(str(folder), dtype=dtype)
     except (OSError, ValueError, RuntimeError) as error:
         raise MotionError(f"{folder}: cannot load the T5 language model: {error}") from None
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
     if model.lm_head.weight.data_ptr() == model.shared.weight.data_ptr():
         raise MotionError(f"{folder}: lm_head is tied to the input embedding; MotionGPT's lm_head is separate "
                           "(re-save with engine.lm.save_t5)")
