@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 STAMP_NAME = "motiongpt-setup.stamp"  # inside each venv: hash of the requirement list it was set up with
-PYTEST_TIMEOUT_S = 1800  # bpy 4.5 can hang at exit when a test leaves a class registered (shared/notes)
+PYTEST_TIMEOUT_S = 1800  # last resort: bpy 4.5 can hang at exit (tests/conftest.py guards against it)
 
 
 class BuildError(Exception):
@@ -202,6 +202,8 @@ def command_test(args: list[str]) -> int:
             raise BuildError(f"pytest in {env.name} did not finish within {PYTEST_TIMEOUT_S} s (a test that "
                              f"leaves a Blender class or timer registered makes bpy 4.5 hang at exit)")
         codes.append(code)
+        if code < 0:
+            raise BuildError(f"pytest in {env.name} was killed by signal {-code}")
         if code not in (0, NO_TESTS_COLLECTED):
             print(f"test: FAILED in {env.name} (pytest exit {code})", file=sys.stderr)
             return code

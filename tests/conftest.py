@@ -3,6 +3,9 @@
 The data lives beside the checkout, at ../shared/data (CI clones the repo next to ../shared).
 It is never copied into the repository and its absence is a failure, never a skip.
 """
+import atexit
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,3 +27,24 @@ def shared_data() -> Path:
         pytest.fail(f"the shared mocap data is missing: expected the folder {data} "
                     f"(../shared/data beside the repository checkout)", pytrace=False)
     return data
+
+
+# ----------------------------------------------------------------------------- leaving a bpy process
+
+def pytest_sessionfinish(session):
+    """In a process that imported bpy, end with os._exit once Python starts shutting down.
+
+    bpy 4.2-4.5 can hang (4.5: forever, in the static destructor GlobalState::~GlobalState) or
+    crash at process exit; /work/shared/notes/blender.md "EXIT TRAP" gives os._exit as the fix.
+    Seen here: pytest on tests/addon + tests/engine/test_convert.py (bpy 4.5.15 next to torch)
+    printed "54 passed" and then never exited. The atexit handler runs after pytest has printed
+    everything and restored its output capture; the exit code stays pytest's.
+    """
+    if "bpy" in sys.modules:
+        atexit.register(exit_without_blender_teardown, session)
+
+
+def exit_without_blender_teardown(session) -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        stream.flush()
+    os._exit(int(session.exitstatus))
