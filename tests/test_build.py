@@ -107,12 +107,6 @@ def test_demo_without_the_bundled_model_says_so(repo_root):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_extension_is_not_implemented_yet(repo_root):
-    result = run_build(repo_root, "extension")
-    assert result.returncode == 2
-    assert "not implemented yet" in result.stderr
-
-
 def test_test_command_fails_when_no_tests_are_collected(repo_root):
     result = run_build(repo_root, "test", str(repo_root / "tests" / "test_build.py"), "-k", "no_test_has_this_name")
     assert result.returncode != 0

@@ -96,7 +96,8 @@ def test_wrong_arguments_are_one_line_errors(repo_root, shared_data, tmp_path):
 
 
 def test_demo_without_a_model_folder_is_one_line_error(repo_root, tmp_path):
-    assert_one_line_error(run_engine(repo_root, "demo", "a person waves", "--model", tmp_path), "config.json")
+    assert_one_line_error(run_engine(repo_root, "demo", "a person waves", "--model", tmp_path),
+                          str(tmp_path), "model folder")
 
 
 def test_a_registered_command_runs_and_its_errors_become_one_line(monkeypatch, capsys, tmp_path):
