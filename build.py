@@ -8,9 +8,13 @@ usage: python3 build.py <command> [arguments]
   test [ARGS]      setup, then pytest tests/ in .venv and pytest tests/addon/ in .venv-bpy5;
                    ARGS go to pytest (e.g. -k bvh); paths under tests/ given in ARGS replace
                    the default folders
-  demo TEXT [...]  set up .venv, then run `python -m engine demo TEXT` in it
+  demo TEXT [...]  set up .venv, then run `python -m engine demo TEXT` in it: the bundled model
+                   (or --model FOLDER / $MOTIONGPT_MODEL) -> out/demo.blend, out/demo.png, out/demo.txt
   bench [NAMES]    set up .venv, then run the benchmarks in bench/ (bench/run.py)
-  extension        build the installable Blender extension zip (not implemented yet)
+  extension [--model FOLDER | --without-model] [--out DIR]
+                   build the installable Blender extension zip dist/motiongpt-<version>.zip (add-on +
+                   engine + bone maps + the bundled model assets/models/default, or FOLDER) with
+                   Blender's own extension tool from the bpy wheel, then validate the zip
 
 Works from any directory; everything runs inside the virtual environments at the repo root.
 """
@@ -228,10 +232,113 @@ def command_bench(args: list[str]) -> int:
     return subprocess.run([str(envs[".venv"].python), str(ROOT / "bench" / "run.py"), *args], cwd=ROOT).returncode
 
 
+# ----------------------------------------------------------------------------- extension
+
+EXTENSION_MODEL_PARTS = ("config.json", "tokenizer", "lm")   # what makes a folder a model folder
+
+
+def blender_extension_tool(env: Environment) -> tuple[Path, Path]:
+    """(blender_ext.py, tags.py) shipped inside env's bpy wheel (found without importing bpy)."""
+    result = subprocess.run([str(env.python), "-c", "import importlib.util; "
+                             "print(importlib.util.find_spec('bpy').submodule_search_locations[0])"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"bpy is not installed in {env.folder}; run `python3 build.py setup`")
+    bpy_folder = Path(result.stdout.strip())
+    tools = sorted(bpy_folder.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    tags = sorted(bpy_folder.glob("*/scripts/modules/_bpy_internal/extensions/tags.py"))
+    if not tools or not tags:
+        raise BuildError(f"Blender's extension tool (bl_pkg/cli/blender_ext.py) is missing from {bpy_folder}")
+    return tools[-1], tags[-1]
+
+
+def parse_extension_args(args: list[str]) -> tuple[Path | None, bool, Path]:
+    """(model folder or None for the bundled one, without_model, output folder)."""
+    model, without_model, out = None, False, ROOT / "dist"
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg in ("--model", "--out"):
+            if not rest:
+                raise BuildError(f"{arg} needs a folder")
+            value = Path(rest.pop(0)).expanduser().resolve()
+            if arg == "--model":
+                model = value
+            else:
+                out = value
+        elif arg == "--without-model":
+            without_model = True
+        else:
+            raise BuildError(f"unknown argument {arg!r}; usage: extension [--model FOLDER | --without-model] "
+                             f"[--out DIR]")
+    if model is not None and without_model:
+        raise BuildError("--model and --without-model exclude each other")
+    return model, without_model, out
+
+
+def check_model_folder(folder: Path) -> None:
+    missing = [part for part in EXTENSION_MODEL_PARTS if not (folder / part).exists()]
+    if missing:
+        raise BuildError(f"{folder} is not a MotionGPT model folder (missing: {', '.join(missing)})")
+
+
+def stage_extension(staging: Path, model: Path | None) -> None:
+    """Lay out the extension's source folder: the add-on package at the top (it is the extension's
+    Python package), the manifest, the engine package and the assets inside it. The add-on's
+    __init__ puts its own folder on sys.path when it holds engine/, so `import engine` finds the
+    packaged engine, and the engine finds assets/ next to itself."""
+    import shutil
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+    shutil.copytree(ROOT / "motiongpt_addon", staging, ignore=ignore)
+    shutil.copy2(ROOT / "blender_manifest.toml", staging / "blender_manifest.toml")
+    shutil.copy2(ROOT / "LICENSE", staging / "LICENSE")
+    shutil.copytree(ROOT / "engine", staging / "engine", ignore=ignore)
+    shutil.copytree(ROOT / "assets" / "bone_maps", staging / "assets" / "bone_maps", ignore=ignore)
+    if model is not None:
+        shutil.copytree(model, staging / "assets" / "models" / "default", ignore=ignore)
+
+
 def command_extension(args: list[str]) -> int:
-    print("build.py extension: not implemented yet; the installable Blender extension zip comes with "
-          "the add-on (see README.md, 'Install into Blender')", file=sys.stderr)
-    return 2
+    import zipfile
+    model, without_model, out = parse_extension_args(args)
+    if model is None and not without_model:
+        model = ROOT / "assets" / "models" / "default"
+        if not (model / "config.json").is_file():
+            raise BuildError("the bundled model is not built yet (assets/models/default/config.json is missing); "
+                             "train it first, pass --model FOLDER to bundle another model folder, or "
+                             "--without-model for a zip whose users pick a model in the preferences")
+    if model is not None:
+        check_model_folder(model)
+    envs = setup((".venv",))
+    tool, tags = blender_extension_tool(envs[".venv"])
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)            # blender_ext.py build does not create it
+    with tempfile.TemporaryDirectory(prefix="motiongpt-extension-") as folder:
+        staging = Path(folder) / "motiongpt"
+        stage_extension(staging, model)
+        for step in (["validate", str(staging)],
+                     ["build", "--source-dir", str(staging), "--output-dir", str(out), "--valid-tags", str(tags)]):
+            result = subprocess.run([sys.executable, str(tool), *step], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise BuildError(f"blender_ext.py {step[0]} failed: "
+                                 f"{(result.stdout + result.stderr).strip().splitlines()[-1:]}")
+    import tomllib
+    with open(ROOT / "blender_manifest.toml", "rb") as file:
+        manifest = tomllib.load(file)
+    package = out / f"{manifest['id']}-{manifest['version']}.zip"
+    result = subprocess.run([sys.executable, str(tool), "validate", "--valid-tags", str(tags), str(package)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"the built zip {package} does not validate: {(result.stdout + result.stderr).strip()}")
+    with zipfile.ZipFile(package) as archive:
+        names = archive.namelist()
+        unpacked = sum(info.file_size for info in archive.infolist())
+    print(f"extension: built and validated {package}")
+    print(f"extension: {package.stat().st_size / 1e6:.2f} MB zipped, {unpacked / 1e6:.2f} MB unpacked, "
+          f"{len(names)} files; model: {model if model is not None else 'none (--without-model)'}; "
+          f"{time.perf_counter() - started:.1f} s")
+    print("extension: install it in Blender 4.2+ with Edit > Preferences > Get Extensions > Install from Disk")
+    return 0
 
 
 COMMANDS = {

@@ -28,7 +28,7 @@ BUNDLED_MODEL = REPO_ROOT / "assets" / "models" / "default"
 EXIT_BAD_INPUT = 2
 
 # Modules that contribute commands through register_commands(register), e.g. "engine.model".
-COMMAND_MODULES: tuple[str, ...] = ("engine.convert",)
+COMMAND_MODULES: tuple[str, ...] = ("engine.convert", "engine.demo")
 
 
 @dataclass(frozen=True)
