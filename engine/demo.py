@@ -82,6 +82,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise MotionError(f"--samples must be between 1 and 1024, got {args.samples}")
     if args.out.exists() and not args.out.is_dir():
         raise MotionError(f"--out {args.out}: exists and is not a folder")
+    existing = next(folder for folder in (args.out.resolve(), *args.out.resolve().parents) if folder.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise MotionError(f"--out {args.out}: cannot write there ({existing} is not a writable folder)")
 
 
 def import_blender():

@@ -229,7 +229,10 @@ def save_blend(path: Path) -> Path:
     """Save the current file to ``path`` (folders are created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False)
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False)
+    except RuntimeError as error:          # Blender reports a failed save as RuntimeError("Error: ...")
+        raise MotionError(f"cannot save {path}: {str(error).strip()}") from None
     return path
 
 

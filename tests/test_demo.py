@@ -36,7 +36,6 @@ scene = bpy.context.scene
 rig = bpy.data.objects["MotionGPT Demo Rig"]
 body = bpy.data.objects["MotionGPT Demo Body"]
 action = rig.animation_data.action
-pelvis = rig.pose.bones["Pelvis"]
 heights, feet = [], []
 for frame in range(scene.frame_start, scene.frame_end + 1):
     scene.frame_set(frame)
@@ -159,11 +158,17 @@ def test_demo_without_the_bundled_model_says_not_built_yet(tmp_path):
 
 
 def test_demo_bad_arguments_give_one_line_errors(tmp_path, tiny_model):
-    for args, fragment in ((["   "], "the text prompt is empty"),
-                           ([PROMPT, "--seconds", "-1"], "--seconds must be between 0"),
-                           ([PROMPT, "--tiles", "0"], "--tiles must be between 1 and 24"),
-                           ([PROMPT, "--model", str(tmp_path / "nothing")], "no such model folder")):
-        result = subprocess.run([str(TORCH_PYTHON), "-m", "engine", "demo", *args, "--out", str(tmp_path / "out")],
+    """Each case overrides a valid command line (argparse keeps the last value of an option)."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    for text, overrides, fragment in (("   ", [], "the text prompt is empty"),
+                                      (PROMPT, ["--seconds", "-1"], "--seconds must be between 0"),
+                                      (PROMPT, ["--tiles", "0"], "--tiles must be between 1 and 24"),
+                                      (PROMPT, ["--model", str(tmp_path / "nothing")], "no such model folder"),
+                                      (PROMPT, ["--out", str(a_file)], "exists and is not a folder"),
+                                      (PROMPT, ["--out", str(a_file / "sub")], "is not a writable folder")):
+        result = subprocess.run([str(TORCH_PYTHON), "-m", "engine", "demo", text, "--model", str(tiny_model),
+                                 "--out", str(tmp_path / "out"), *overrides],
                                 capture_output=True, text=True, cwd=tmp_path, timeout=120)
         assert result.returncode == 2, result.stderr
         assert fragment in result.stderr and "Traceback" not in result.stderr, result.stderr
