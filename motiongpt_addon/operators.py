@@ -117,7 +117,10 @@ class Job:
                 if self.index >= len(self.steps):
                     self._end('DONE')
                     return
-                self.request = self.steps[self.index].submit(self.worker)
+                try:
+                    self.request = self.steps[self.index].submit(self.worker)
+                except client.WorkerError as error:          # the process could not start
+                    return self._end('FAILED', str(error))
             if not self.request.done:
                 return
             request, self.request = self.request, None

@@ -320,6 +320,36 @@ def test_a_second_job_while_one_runs_is_refused(rig, addon):
     assert rig.animation_data.action.name == "a person walks"
 
 
+# ----------------------------------------------------------------------------- preferences
+
+def test_engine_interpreter_missing_is_reported(rig):
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs.python_path = "/no/such/python3"
+    try:
+        expect_error(lambda: bpy.ops.motiongpt.generate(prompt="a person walks", seconds=1.0),
+                     "Python interpreter for the engine was not found", "/no/such/python3")
+    finally:
+        prefs.python_path = str(TORCH_PYTHON)
+
+
+def test_install_dependencies_failure_is_clear(addon, tmp_path):
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs.packages_folder = str(tmp_path / "site-packages")
+    try:
+        message = expect_error(lambda: bpy.ops.motiongpt.install_dependencies(
+            packages="motiongpt-no-such-package==1.0", pip_arguments="--no-index"), "pip failed (exit code 1)")
+        assert "motiongpt-no-such-package" in message
+    finally:
+        prefs.packages_folder = ""
+
+
+def test_requirements_match_pyproject(addon):
+    import tomllib
+    from motiongpt_addon.preferences import REQUIREMENTS
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert list(REQUIREMENTS) == project["project"]["dependencies"]
+
+
 # ----------------------------------------------------------------------------- undo, registration
 
 def test_undo_restores_the_previous_state(rig):
