@@ -208,9 +208,10 @@ def command_test(args: list[str]) -> int:
         codes.append(code)
         if code < 0:
             raise BuildError(f"pytest in {env.name} was killed by signal {-code}")
-        if code not in (0, NO_TESTS_COLLECTED):
-            print(f"test: FAILED in {env.name} (pytest exit {code})", file=sys.stderr)
-            return code
+    failed = [(env.name, code) for (env, _), code in zip(runs, codes) if code not in (0, NO_TESTS_COLLECTED)]
+    if failed:  # both runs have reported by now, so one failure does not hide the other run's result
+        print("test: FAILED in " + ", ".join(f"{name} (pytest exit {code})" for name, code in failed), file=sys.stderr)
+        return failed[0][1]
     # "No tests collected" is a failure, unless pytest options (-k ...) selected nothing in one of
     # the two runs while the other ran tests.
     if all(code == NO_TESTS_COLLECTED for code in codes) or (not options and NO_TESTS_COLLECTED in codes):
