@@ -17,7 +17,7 @@ The same command runs on one CPU, one GPU, or under ``torchrun`` on many GPUs / 
 (DistributedDataParallel: gloo on CPU, nccl on CUDA). ``--batch`` is the global batch; each rank
 draws its share with its own seeded generator. The run folder ``--out`` holds ``checkpoint.pt``
 (everything needed by ``--resume``), ``log.jsonl`` and ``best/`` (the model with the lowest
-validation MPJPE, a ``MotionTokenizer.from_pretrained`` folder).
+pelvis-aligned validation MPJPE, a ``MotionTokenizer.from_pretrained`` folder).
 """
 from __future__ import annotations
 
@@ -301,9 +301,11 @@ def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
         if step % config.val_every == 0 or step == config.steps:
             if ranks.main:
                 result = validate(model, val_clips, data)
-                improved = result["mpjpe_mm"] < best
+                # Selected on the pelvis-aligned MPJPE, MotionGPT's reconstruction metric
+                # (MRMetrics, align_root); the global one mostly measures root drift.
+                improved = result["mpjpe_local_mm"] < best
                 if improved:
-                    best = result["mpjpe_mm"]
+                    best = result["mpjpe_local_mm"]
                     model.save_pretrained(out / "best", dtype=torch.float16 if config.fp16 else torch.float32)
                 _emit({"step": step, "split": "val", **result, "best_mpjpe_mm": best, "saved_best": improved}, log)
             rng = {"data": generator.get_state(), "torch": torch.get_rng_state()}
