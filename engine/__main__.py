@@ -23,8 +23,6 @@ from typing import Callable
 from .errors import MotionError
 from .motion import MODEL_FPS
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_MODEL = REPO_ROOT / "assets" / "models" / "default"
 EXIT_BAD_INPUT = 2
 
 # Modules that contribute commands through register_commands(register), e.g. "engine.model".
@@ -100,26 +98,8 @@ def run_features(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------- demo
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("text", metavar="TEXT", help='what the person does, e.g. "a person walks forward and waves"')
-    parser.add_argument("--model", type=Path, default=BUNDLED_MODEL, metavar="FOLDER",
-                        help="model folder with config.json (default: the bundled model)")
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """Text to motion with the bundled model; until that model exists, says so."""
-    if not (args.model / "config.json").is_file():
-        if args.model.resolve() == BUNDLED_MODEL:
-            raise MotionError("the bundled model is not built yet (assets/models/default/config.json is missing)")
-        raise MotionError(f"{args.model}: not a model folder (no config.json)")
-    raise MotionError(f"{args.model} has a config.json, but the demo is not connected to the model yet")
-
-
 register("info", run_info, add_bvh_arguments, help="frames, fps, duration and bone map of a BVH file")
 register("features", run_features, add_features_arguments, help="HumanML3D 263-d features (20 fps) of a BVH file")
-register("demo", run_demo, add_demo_arguments, help="generate motion from text with the bundled model")
 
 
 # ----------------------------------------------------------------------------- the four tasks

@@ -142,6 +142,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def register_commands(register) -> None:
-    """Make ``python -m engine demo`` run this demo (replaces the placeholder in __main__)."""
+    """Make ``python -m engine demo`` run this demo."""
     register("demo", run_demo, add_demo_arguments,
              help="text -> motion -> rig -> out/demo.blend + out/demo.png (bundled model, offline)")
