@@ -57,20 +57,16 @@ def add_bvh_arguments(parser: argparse.ArgumentParser) -> None:
 def run_info(args: argparse.Namespace) -> int:
     """Print a BVH file's frames, frame rate, duration and the bone map used (SMPL joint <- BVH joint)."""
     from .bone_maps import detect_bone_map, load_bone_map
-    from .bvh import parse_bvh_file, read_bvh
-    motion = read_bvh(args.bvh, bone_map=args.bone_map)  # checks the whole file first
-    try:
-        text = args.bvh.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        text = args.bvh.read_text(encoding="latin-1")
-    joint_names = parse_bvh_file(text, source=str(args.bvh)).names
-    bone_map = detect_bone_map(joint_names) if args.bone_map is None else load_bone_map(args.bone_map)
+    from .bvh import bvh_to_motion, read_bvh_file
+    bvh_file = read_bvh_file(args.bvh)
+    motion = bvh_to_motion(bvh_file, args.bone_map, source=str(args.bvh))  # checks the map and the motion
+    bone_map = detect_bone_map(bvh_file.names) if args.bone_map is None else load_bone_map(args.bone_map)
     print(f"file      {args.bvh}")
     print(f"frames    {motion.num_frames}")
     print(f"fps       {motion.fps:g}")
     print(f"duration  {motion.duration:.3f} s")
     print(f"bone map  {bone_map.source} ({'detected' if args.bone_map is None else 'given'}): {bone_map.name}")
-    for joint, bvh_joint in bone_map.resolve(joint_names).items():
+    for joint, bvh_joint in bone_map.resolve(bvh_file.names).items():
         print(f"  {joint:<14} <- {bvh_joint}")
     return 0
 

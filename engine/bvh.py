@@ -374,8 +374,8 @@ def parse_bvh(text: str, source: str = "<string>",
     return bvh_to_motion(parse_bvh_file(text, source), bone_map, source)
 
 
-def read_bvh(path: str | Path, bone_map: "BoneMap | dict | str | Path | None" = None) -> Motion:
-    """Read a BVH file into an ``engine.Motion`` (see ``parse_bvh``)."""
+def read_bvh_file(path: str | Path) -> BvhFile:
+    """Read and parse a BVH file (hierarchy and channel values, no bone map); MotionError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise MotionError(f"BVH file {path} does not exist")
@@ -385,7 +385,12 @@ def read_bvh(path: str | Path, bone_map: "BoneMap | dict | str | Path | None" = 
         text = path.read_text(encoding="latin-1")
     except OSError as error:
         raise MotionError(f"BVH file {path} cannot be read: {error}") from None
-    return parse_bvh(text, source=str(path), bone_map=bone_map)
+    return parse_bvh_file(text, source=str(path))
+
+
+def read_bvh(path: str | Path, bone_map: "BoneMap | dict | str | Path | None" = None) -> Motion:
+    """Read a BVH file into an ``engine.Motion`` (see ``parse_bvh``)."""
+    return bvh_to_motion(read_bvh_file(path), bone_map, source=str(path))
 
 
 # ----------------------------------------------------------------------------- writing
