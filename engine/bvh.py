@@ -20,8 +20,8 @@ import numpy as np
 
 from .bone_maps import BoneMap, detect_bone_map, load_bone_map
 from .errors import MotionError
-from .motion import (JOINT_NAMES, NUM_JOINTS, PARENTS, RAW_OFFSETS, TARGET_BONE_LENGTHS,
-                     Motion, bone_lengths, quat_between, quat_inv, quat_mul, quat_rotate, quat_to_matrix)
+from .motion import (JOINT_NAMES, NUM_JOINTS, PARENTS, RAW_OFFSETS, Motion, bone_lengths, fill_missing_joints,
+                     quat_between, quat_inv, quat_mul, quat_rotate, quat_to_matrix)
 
 # Unit candidates (metres per file unit) for files whose map gives no scale: the one that makes the
 # leg (pelvis -> ankle along the hierarchy) 0.55-1.2 m long wins. The ranges do not overlap
@@ -32,7 +32,6 @@ PLAUSIBLE_LEG_METRES = (0.55, 1.2)
 TYPICAL_LEG_METRES = 0.85
 
 _AXIS = {"X": 0, "Y": 1, "Z": 2}
-_SPINE = ("pelvis", "spine1", "spine2", "spine3", "neck")
 
 
 @dataclass
@@ -265,18 +264,6 @@ def _chain(bvh: BvhFile, ancestor: int, joint: int) -> list[int]:
     return path[::-1] if path[-1] == ancestor else [ancestor, joint]
 
 
-def _along(points: np.ndarray, fraction: float) -> np.ndarray:
-    """The point at ``fraction`` of the arc length of polylines (T, K, 3) -> (T, 3)."""
-    segments = np.linalg.norm(np.diff(points, axis=1), axis=-1)          # (T, K-1)
-    cumulative = np.concatenate([np.zeros((len(points), 1)), np.cumsum(segments, axis=1)], axis=1)
-    target = fraction * cumulative[:, -1:]                                # (T, 1)
-    index = np.clip((cumulative[:, 1:-1] < target).sum(axis=1), 0, points.shape[1] - 2)
-    rows = np.arange(len(points))
-    start, length = cumulative[rows, index], segments[rows, index]
-    weight = np.where(length > 0, (target[:, 0] - start) / np.where(length > 0, length, 1.0), 0.0)
-    return points[rows, index] + weight[:, None] * (points[rows, index + 1] - points[rows, index])
-
-
 def _infer_scale(leg_length: float, source: str) -> float:
     """Metres per file unit, from the leg length in file units (see ``UNIT_SCALES``)."""
     if not leg_length > 0:
@@ -305,31 +292,15 @@ def _smpl_joints(bvh: BvhFile, resolved: dict[str, str], source: str, scale: flo
         scale = _infer_scale(float(np.mean(legs)), source)
     positions = positions * scale
 
-    joints = np.zeros((len(bvh.frames), NUM_JOINTS, 3))
+    joints = np.full((len(bvh.frames), NUM_JOINTS, 3), np.nan)
     for joint, bvh_index in mapped.items():
         joints[:, JOINT_NAMES.index(joint)] = positions[:, bvh_index]
 
-    # Missing spine joints: along the rig's own spine at SMPL's proportions between the nearest
-    # mapped neighbours (pelvis and neck are always mapped).
-    heights = np.concatenate([[0.0], np.cumsum(TARGET_BONE_LENGTHS[[3, 6, 9, 12]])])
-    for k, joint in enumerate(_SPINE):
-        if joint in mapped:
-            continue
-        below = max(i for i in range(k) if _SPINE[i] in mapped)
-        above = min(i for i in range(k + 1, len(_SPINE)) if _SPINE[i] in mapped)
-        fraction = (heights[k] - heights[below]) / (heights[above] - heights[below])
-        chain = _chain(bvh, mapped[_SPINE[below]], mapped[_SPINE[above]])
-        joints[:, JOINT_NAMES.index(joint)] = _along(positions[:, chain], fraction)
-    # Missing collars: on the line spine3 -> shoulder, at SMPL's proportion.
-    for side in ("left", "right"):
-        collar = f"{side}_collar"
-        if collar in mapped:
-            continue
-        c, s = JOINT_NAMES.index(collar), JOINT_NAMES.index(f"{side}_shoulder")
-        fraction = TARGET_BONE_LENGTHS[c] / (TARGET_BONE_LENGTHS[c] + TARGET_BONE_LENGTHS[s])
-        spine3 = joints[:, JOINT_NAMES.index("spine3")]
-        joints[:, c] = spine3 + fraction * (joints[:, s] - spine3)
-    return joints
+    def file_spine(below: int, above: int) -> np.ndarray:
+        """Positions (T, K, 3) of the file's joints from one mapped SMPL spine joint up to another."""
+        return positions[:, _chain(bvh, mapped[JOINT_NAMES[below]], mapped[JOINT_NAMES[above]])]
+    # Missing spine joints: along the file's own spine; missing collars: on spine3 -> shoulder.
+    return fill_missing_joints(joints, spine_polyline=file_spine)
 
 
 def _to_y_up(joints: np.ndarray) -> np.ndarray:

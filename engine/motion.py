@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -214,6 +214,58 @@ def uniform_skeleton(joints: np.ndarray) -> np.ndarray:
             bone = bone / np.linalg.norm(bone, axis=-1, keepdims=True)
             out[:, child] = out[:, parent] + bone * TARGET_BONE_LENGTHS[child]
     return out
+
+
+SPINE_JOINTS = (0, 3, 6, 9, 12)          # pelvis, spine1, spine2, spine3, neck
+FILLABLE_JOINTS = (3, 6, 9, 13, 14)      # spine1/2/3 and the collars: a skeleton may lack them
+
+
+def point_along(polylines: np.ndarray, fraction: float) -> np.ndarray:
+    """The point at ``fraction`` of the arc length of polylines (T, K, 3), K >= 2 -> (T, 3)."""
+    segments = np.linalg.norm(np.diff(polylines, axis=1), axis=-1)          # (T, K-1)
+    cumulative = np.concatenate([np.zeros((len(polylines), 1)), np.cumsum(segments, axis=1)], axis=1)
+    target = fraction * cumulative[:, -1:]                                   # (T, 1)
+    index = np.clip((cumulative[:, 1:-1] < target).sum(axis=1), 0, polylines.shape[1] - 2)
+    rows = np.arange(len(polylines))
+    start, length = cumulative[rows, index], segments[rows, index]
+    weight = np.where(length > 0, (target[:, 0] - start) / np.where(length > 0, length, 1.0), 0.0)
+    return polylines[rows, index] + weight[:, None] * (polylines[rows, index + 1] - polylines[rows, index])
+
+
+def fill_missing_joints(joints: np.ndarray,
+                        spine_polyline: "Callable[[int, int], np.ndarray] | None" = None) -> np.ndarray:
+    """(T, 22, 3) positions with NaN for the joints a skeleton lacks -> a float64 copy with all 22.
+
+    A joint counts as present when it is finite in every frame; only spine1/2/3 and the collars
+    (``FILLABLE_JOINTS``) may be missing. A missing spine joint is placed between its nearest
+    present spine neighbours at SMPL's proportions (``TARGET_BONE_LENGTHS``): along the source
+    skeleton's own spine when ``spine_polyline(below, above)`` is given (SMPL joint indices ->
+    (T, K, 3) positions of the source's joints from ``below`` to ``above``, K >= 2), else on the
+    straight line between the two. A missing collar goes on the line spine3 -> shoulder at SMPL's
+    proportion.
+    """
+    joints = np.array(joints, dtype=np.float64)
+    present = np.isfinite(joints).all(-1).all(0)
+    unfillable = [JOINT_NAMES[j] for j in range(NUM_JOINTS) if not present[j] and j not in FILLABLE_JOINTS]
+    if unfillable:
+        raise MotionError(f"joints {unfillable} are missing; only {[JOINT_NAMES[j] for j in FILLABLE_JOINTS]} "
+                          f"can be filled in")
+    heights = np.cumsum([0.0] + [TARGET_BONE_LENGTHS[j] for j in SPINE_JOINTS[1:]])
+    for index, joint in enumerate(SPINE_JOINTS):
+        if present[joint]:
+            continue
+        below = max(i for i in range(index) if present[SPINE_JOINTS[i]])
+        above = min(i for i in range(index + 1, len(SPINE_JOINTS)) if present[SPINE_JOINTS[i]])
+        fraction = (heights[index] - heights[below]) / (heights[above] - heights[below])
+        low, high = SPINE_JOINTS[below], SPINE_JOINTS[above]
+        polyline = (np.stack([joints[:, low], joints[:, high]], axis=1) if spine_polyline is None
+                    else spine_polyline(low, high))
+        joints[:, joint] = point_along(polyline, fraction)
+    for collar, shoulder in ((13, 16), (14, 17)):
+        if not present[collar]:
+            fraction = TARGET_BONE_LENGTHS[collar] / (TARGET_BONE_LENGTHS[collar] + TARGET_BONE_LENGTHS[shoulder])
+            joints[:, collar] = joints[:, 9] + fraction * (joints[:, shoulder] - joints[:, 9])
+    return joints
 
 
 # ----------------------------------------------------------------------------- Motion

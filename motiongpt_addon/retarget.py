@@ -21,11 +21,11 @@ import numpy as np
 
 from engine.bone_maps import BoneMap, detect_bone_map, load_bone_map
 from engine.errors import MotionError
-from engine.motion import JOINT_NAMES, MODEL_FPS, NUM_JOINTS, Motion
+from engine.motion import JOINT_NAMES, MODEL_FPS, NUM_JOINTS, Motion, fill_missing_joints
 
 from . import anim_compat
-from .skeleton_fit import (AIM_CANDIDATES, RigSkeleton, blender_to_engine, engine_to_blender,
-                           fill_missing_joints, fit_motion, rotation_channels)
+from .skeleton_fit import (AIM_CANDIDATES, RigSkeleton, blender_to_engine, engine_to_blender, fit_motion,
+                           rotation_channels)
 
 # Bone names of the SMPL armature ``create_smpl_armature`` builds: the SMPL FBX/BVH names, so the
 # "smpl" bone-map preset finds them.

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from engine.motion import (LEG_JOINTS, NUM_JOINTS, PARENTS, TARGET_BONE_LENGTHS, quat_between, quat_inv,
-                           quat_mul, quat_rotate)
+from engine.motion import LEG_JOINTS, NUM_JOINTS, PARENTS, quat_between, quat_inv, quat_mul, quat_rotate
 
 ENGINE_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
@@ -31,7 +30,6 @@ AIM_CANDIDATES: dict[int, tuple[int, ...]] = {
     13: (16,), 14: (17,), 16: (18,), 17: (19,), 18: (20,), 19: (21,),
 }
 LEAF_JOINTS = (10, 11, 15, 20, 21)  # head, wrists, toes: no child joint, they follow their parent
-SPINE_CHAIN = (0, 3, 6, 9, 12)
 LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))          # hip, knee, ankle, toe; left then right
 CONTACT_SPEED = 0.2                            # m/s: a foot joint slower than this is planted ...
 CONTACT_HEIGHT = 0.1                           # m: ... when also this close to the clip's lowest foot joint
@@ -428,29 +426,3 @@ def rotation_channels(quats: np.ndarray, mode: str) -> tuple[str, np.ndarray]:
         return "rotation_axis_angle", np.concatenate([angle[:, None], axis], -1)
     raise ValueError(f"unknown rotation mode {mode!r}")
 
-
-# ----------------------------------------------------------------------------- reading back
-
-def fill_missing_joints(joints: np.ndarray) -> np.ndarray:
-    """(T, 22, 3) positions with NaN rows for joints a rig lacks -> all 22 filled.
-
-    Missing spine joints are placed on the line between their nearest mapped spine neighbours,
-    and missing collars between spine3 and the shoulder, at SMPL's proportions
-    (``TARGET_BONE_LENGTHS``). Only spine1/2/3 and the collars may be missing.
-    """
-    joints = np.array(joints, dtype=np.float64)
-    present = np.isfinite(joints).all(-1).all(0)
-    chain = list(SPINE_CHAIN)
-    along = np.cumsum([0.0] + [TARGET_BONE_LENGTHS[j] for j in chain[1:]])
-    for index, joint in enumerate(chain):
-        if present[joint]:
-            continue
-        below = max(i for i in range(index) if present[chain[i]])
-        above = min(i for i in range(index + 1, len(chain)) if present[chain[i]])
-        weight = (along[index] - along[below]) / (along[above] - along[below])
-        joints[:, joint] = (1 - weight) * joints[:, chain[below]] + weight * joints[:, chain[above]]
-    for collar, shoulder in ((13, 16), (14, 17)):
-        if not present[collar]:
-            weight = TARGET_BONE_LENGTHS[collar] / (TARGET_BONE_LENGTHS[collar] + TARGET_BONE_LENGTHS[shoulder])
-            joints[:, collar] = (1 - weight) * joints[:, 9] + weight * joints[:, shoulder]
-    return joints

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from engine import FEATURE_GROUPS, Motion, MotionError, Normalizer
-from engine.motion import (KINEMATIC_CHAIN, PARENTS, TARGET_BONE_LENGTHS, bone_lengths, quat_between,
-                           quat_rotate, uniform_skeleton)
+from engine.motion import (KINEMATIC_CHAIN, PARENTS, TARGET_BONE_LENGTHS, bone_lengths, fill_missing_joints,
+                           quat_between, quat_rotate, uniform_skeleton)
 
 HUMANML3D = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "humanml3d"
 
@@ -158,3 +158,24 @@ def test_normalizer_rejects_bad_statistics(tmp_path):
     np.save(tmp_path / "std.npy", np.ones(100, np.float32))
     with pytest.raises(MotionError, match="263 values"):
         Normalizer.load(tmp_path)
+
+
+def test_fill_missing_joints_on_the_spine_and_collars(reference):
+    joints = reference[0][:10].astype(np.float64)
+    sparse = joints.copy()
+    sparse[:, [6, 13]] = np.nan                       # spine2, left collar
+    filled = fill_missing_joints(sparse)
+    np.testing.assert_array_equal(np.delete(filled, [6, 13], axis=1), np.delete(joints, [6, 13], axis=1))
+    # spine2 on the straight line spine1 -> spine3 at SMPL's proportion of the two bones.
+    fraction = TARGET_BONE_LENGTHS[6] / (TARGET_BONE_LENGTHS[6] + TARGET_BONE_LENGTHS[9])
+    np.testing.assert_allclose(filled[:, 6], joints[:, 3] + fraction * (joints[:, 9] - joints[:, 3]), atol=1e-12)
+    # Along the source's own spine polyline instead: HumanML3D's bones have SMPL's lengths, so the
+    # polyline spine1 -> spine2 -> spine3 gives back the real spine2.
+    along = fill_missing_joints(sparse, spine_polyline=lambda below, above: joints[:, [below, 6, above]])
+    np.testing.assert_allclose(along[:, 6], joints[:, 6], atol=1e-5)
+    fraction = TARGET_BONE_LENGTHS[13] / (TARGET_BONE_LENGTHS[13] + TARGET_BONE_LENGTHS[16])
+    np.testing.assert_allclose(filled[:, 13], joints[:, 9] + fraction * (joints[:, 16] - joints[:, 9]), atol=1e-12)
+    missing_knee = joints.copy()
+    missing_knee[:, 4] = np.nan
+    with pytest.raises(MotionError, match="left_knee"):
+        fill_missing_joints(missing_knee)
