@@ -8,7 +8,8 @@ A bone map is a JSON file (``assets/bone_maps/<id>.json``, format in that folder
 
 ``joints`` maps an SMPL joint name (``engine.motion.JOINT_NAMES``) to a source bone name; the SMPL
 joint sits at the head (origin) of that bone. spine1, spine2, spine3 and the collars may be left
-out (``FILLABLE_JOINTS``: the BVH reader interpolates them); every other joint is required.
+out (``engine.motion.FILLABLE_JOINTS``: ``fill_missing_joints`` places them); every other joint
+is required.
 
 Pure Python + json: no numpy, no bpy, so the Blender side can use it too.
 """
@@ -22,9 +23,8 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import MotionError
-from .motion import JOINT_NAMES
+from .motion import FILLABLE_JOINTS, JOINT_NAMES
 
-FILLABLE_JOINTS: tuple[str, ...] = ("spine1", "spine2", "spine3", "left_collar", "right_collar")
 REQUIRED_JOINTS: tuple[str, ...] = tuple(j for j in JOINT_NAMES if j not in FILLABLE_JOINTS)
 BVH_HINTS: dict[str, type | tuple[type, ...]] = {"scale_to_metres": (int, float), "first_frame_is_tpose": bool}
 TOP_LEVEL_KEYS = ("name", "description", "prefixes", "joints", "bvh")

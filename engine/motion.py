@@ -217,7 +217,8 @@ def uniform_skeleton(joints: np.ndarray) -> np.ndarray:
 
 
 SPINE_JOINTS = (0, 3, 6, 9, 12)          # pelvis, spine1, spine2, spine3, neck
-FILLABLE_JOINTS = (3, 6, 9, 13, 14)      # spine1/2/3 and the collars: a skeleton may lack them
+# The joints a skeleton (a bone map) may lack: ``fill_missing_joints`` places them.
+FILLABLE_JOINTS: tuple[str, ...] = ("spine1", "spine2", "spine3", "left_collar", "right_collar")
 
 
 def point_along(polylines: np.ndarray, fraction: float) -> np.ndarray:
@@ -246,10 +247,9 @@ def fill_missing_joints(joints: np.ndarray,
     """
     joints = np.array(joints, dtype=np.float64)
     present = np.isfinite(joints).all(-1).all(0)
-    unfillable = [JOINT_NAMES[j] for j in range(NUM_JOINTS) if not present[j] and j not in FILLABLE_JOINTS]
+    unfillable = [name for name, found in zip(JOINT_NAMES, present) if not found and name not in FILLABLE_JOINTS]
     if unfillable:
-        raise MotionError(f"joints {unfillable} are missing; only {[JOINT_NAMES[j] for j in FILLABLE_JOINTS]} "
-                          f"can be filled in")
+        raise MotionError(f"joints {unfillable} are missing; only {list(FILLABLE_JOINTS)} can be filled in")
     heights = np.cumsum([0.0] + [TARGET_BONE_LENGTHS[j] for j in SPINE_JOINTS[1:]])
     for index, joint in enumerate(SPINE_JOINTS):
         if present[joint]:
