@@ -9,6 +9,17 @@ the metarig's spine.005 between neck and head) one rotation channel set per scen
 bone's rotation mode; for the pelvis bone also ``location``. Rigify: key the metarig itself
 (bone map "metarig": spine, thigh.L, ...) or a rig without constraints on its deform bones; the
 DEF- bones of a *generated* Rigify rig are driven by constraints, so keys on them have no effect.
+Bones that play no joint and are no ancestor of one (twist, finger, face bones) get no keys.
+
+Locks are respected: a locked channel (``pose_bone.lock_rotation`` / ``lock_location``) gets no
+keys and keeps its current value. Euler bones drop just the locked axes; a quaternion or
+axis-angle bone with any rotation lock (``lock_rotation``, or ``lock_rotation_w`` when
+``lock_rotations_4d``) gets no rotation keys at all, as its components cannot be honoured one by
+one. The fit does not know about locks: children are posed as if the locked bone had followed.
+
+Library data: an object linked from a library (``obj.library``) or a system library override is
+refused (Blender would drop the keys on reload); a library override, or a local object whose
+armature *data* is linked, gets its own action as usual.
 
 Spaces: everything is relative to the armature object (its location, rotation and scale are
 applied by Blender on top). ``read_motion`` returns positions in the object's frame (its
@@ -103,6 +114,10 @@ def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int |
         raise MotionError(f"apply_motion needs an engine.Motion, got {type(motion).__name__}")
     if motion.num_frames < 1:
         raise MotionError("the motion is empty (zero frames)")
+    if not np.isfinite(motion.joints).all():
+        bad = int(np.argwhere(~np.isfinite(motion.joints))[0][0])
+        raise MotionError(f"the motion has NaN or infinite joint positions (first at frame {bad})")
+    _check_editable(armature_obj)
     joint_to_bone = resolve_bone_map(armature_obj, bone_map)
     rig = rig_skeleton(armature_obj, joint_to_bone)
     if not rig.leg_length() > 0:
@@ -123,18 +138,46 @@ def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int |
         for column, bone in enumerate(track.bones):
             pose_bone = armature_obj.pose.bones[rig.bone_names[bone]]
             prop, values = rotation_channels(track.rotations[:, column], pose_bone.rotation_mode)
-            _key_property(channels, pose_bone, prop, frames, values)
+            _key_property(channels, pose_bone, prop, frames, values, _locked_rotation(pose_bone, prop))
             if bone == track.root_bone:
-                _key_property(channels, pose_bone, "location", frames, track.root_location)
+                _key_property(channels, pose_bone, "location", frames, track.root_location,
+                              tuple(pose_bone.lock_location))
     except Exception:
         anim_compat.restore_state(armature_obj, state, nla_track, action)
         raise
     return action
 
 
-def _key_property(channels, pose_bone, prop: str, frames: np.ndarray, values: np.ndarray) -> None:
+def _check_editable(armature_obj) -> None:
+    """MotionError when keys on ``armature_obj`` would not stick: linked library data."""
+    library = armature_obj.library
+    if library is not None:
+        raise MotionError(
+            f"armature '{armature_obj.name}' is linked from the library '{library.filepath}': library data "
+            "cannot be edited; make it local (Object > Relations > Make Local) or add a library override "
+            "(Object > Library Override > Make) and apply the motion to that")
+    override = armature_obj.override_library
+    if override is not None and getattr(override, "is_system_override", False):
+        raise MotionError(
+            f"armature '{armature_obj.name}' is a system library override, which cannot be edited; "
+            "make it editable first (Outliner > Library Override > Make Editable)")
+
+
+def _locked_rotation(pose_bone, prop: str) -> tuple[bool, ...]:
+    """Which channels of rotation property ``prop`` the bone's locks forbid keying."""
+    locks = tuple(pose_bone.lock_rotation)
+    if prop == "rotation_euler":
+        return locks
+    locked = any(locks) or (pose_bone.lock_rotations_4d and pose_bone.lock_rotation_w)
+    return (locked,) * 4
+
+
+def _key_property(channels, pose_bone, prop: str, frames: np.ndarray, values: np.ndarray,
+                  locked: tuple[bool, ...] = ()) -> None:
     data_path = pose_bone.path_from_id(prop)
     for index in range(values.shape[1]):
+        if index < len(locked) and locked[index]:
+            continue
         fcurve = anim_compat.new_fcurve(channels, data_path, index, pose_bone.name)
         anim_compat.write_keys(fcurve, frames, values[:, index])
 
