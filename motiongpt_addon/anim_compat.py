@@ -45,12 +45,13 @@ def write_keys(fcurve: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray,
     count = len(frames)
     points.add(count)
     coords = np.empty((len(points), 2), dtype=np.float32)
-    points.foreach_get("co", coords.ravel())
+    modes = np.empty(len(points), dtype=np.int32)
+    if start:                                     # keep the existing keys (foreach_set sets all)
+        points.foreach_get("co", coords.ravel())
+        points.foreach_get("interpolation", modes)
     coords[start:, 0] = frames
     coords[start:, 1] = values
     points.foreach_set("co", coords.ravel())
-    modes = np.empty(len(points), dtype=np.int32)
-    points.foreach_get("interpolation", modes)
     modes[start:] = _INTERPOLATION[interpolation]
     points.foreach_set("interpolation", modes)
     fcurve.update()                               # sorts the keys and computes the handles
