@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -73,6 +74,11 @@ class MotionVocabulary:
         unk = tokenizer.unk_token_id
         if first is None or first == unk:
             raise MotionError(f"{source}: has no {motion_token(0)} token; not a MotionGPT text tokenizer")
+        last = code_num + MOTION_EXTRA_TOKENS - 1
+        if tokenizer.convert_tokens_to_ids(motion_token(last)) in (None, unk):
+            raise MotionError(f"{source}: has no {motion_token(last)} token: its motion tokens are for fewer "
+                              f"codes than the VQ-VAE's code_num {code_num}; the VQ-VAE and the language model "
+                              "do not belong together")
         for k in range(code_num + MOTION_EXTRA_TOKENS):
             token_id = tokenizer.convert_tokens_to_ids(motion_token(k))
             if token_id != first + k:
@@ -290,13 +296,14 @@ def load_t5(folder: str | Path, device, dtype):
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise MotionError(f"{folder}: not a language-model folder (no config.json)")
+    check_t5_files(folder)
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity(logging.ERROR)  # "both present with different values, will NOT tie": wanted
     hf_logging.disable_progress_bar()        # no "Loading weights" bar on stderr (CLI progress is ours)
     try:
         model = T5ForConditionalGeneration.from_pretrained(str(folder), dtype=dtype)
-    except (OSError, ValueError, RuntimeError) as error:
-        raise MotionError(f"{folder}: cannot load the T5 language model: {error}") from None
+    except Exception as error:  # OSError, ValueError, RuntimeError, SafetensorError, ...
+        raise MotionError(f"{folder}: cannot load the T5 language model: {type(error).__name__}: {error}") from None
     finally:
         hf_logging.set_verbosity(level)
         if bars:
@@ -306,6 +313,32 @@ def load_t5(folder: str | Path, device, dtype):
                           "(re-save with engine.lm.save_t5)")
     model.config.scale_decoder_outputs = False
     return model.to(device).eval()
+
+
+def check_t5_files(folder: Path) -> None:
+    """config.json readable, model.safetensors present and readable, and its embedding / lm_head
+    shapes equal to config.json's vocab_size x d_model (a clear MotionError before transformers)."""
+    from safetensors import safe_open
+
+    try:
+        values = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        vocab_size, d_model = int(values["vocab_size"]), int(values["d_model"])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise MotionError(f"{folder / 'config.json'}: not a T5 config ({type(error).__name__}: {error})") from None
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise MotionError(f"{weights}: missing file (a language-model folder needs config.json, {WEIGHTS_NAME} "
+                          "and tokenizer.json)")
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in ("shared.weight", "lm_head.weight")
+                      if key in handle.keys()}
+    except Exception as error:  # SafetensorError: truncated or not a safetensors file
+        raise MotionError(f"{weights}: cannot read the weights ({type(error).__name__}: {error})") from None
+    for key, shape in shapes.items():
+        if shape != (vocab_size, d_model):
+            raise MotionError(f"{weights}: {key} has shape {shape}, but config.json says vocab_size {vocab_size} "
+                              f"x d_model {d_model}; the config and the weights do not belong together")
 
 
 # ----------------------------------------------------------------------------- the language model
@@ -336,6 +369,9 @@ class MotionLanguageModel:
         device = resolve_device(device)
         if dtype is None:
             dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        if not (folder / "tokenizer.json").is_file():
+            raise MotionError(f"{folder / 'tokenizer.json'}: missing file (the text tokenizer of the language "
+                              "model; a language-model folder needs config.json, model.safetensors and tokenizer.json)")
         try:
             text_tokenizer = AutoTokenizer.from_pretrained(str(folder))
         except Exception as error:  # transformers raises many kinds here
@@ -353,6 +389,34 @@ class MotionLanguageModel:
     @property
     def device(self):
         return self.t5.device
+
+    def prompt_length(self, prompt: str) -> int:
+        """Tokens of an encoded prompt, ``</s>`` included."""
+        return len(self.text_tokenizer(prompt)["input_ids"])
+
+    def fit_prompt(self, template: str, caption: str, name: str = "text", **fields) -> str:
+        """``template.format(caption=caption, **fields)``; a caption too long for
+        ``max_prompt_tokens`` is cut at a token boundary, with a UserWarning naming what was kept.
+        (Cutting the whole prompt instead would drop motion tokens or the closing ``</s>``.)"""
+        prompt = template.format(caption=caption, **fields)
+        total = self.prompt_length(prompt)
+        if total <= self.max_prompt_tokens:
+            return prompt
+        offsets = self.text_tokenizer(caption, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        keep = max(0, len(offsets) - (total - self.max_prompt_tokens))
+        while keep > 0:
+            cut = caption[: offsets[keep - 1][1]].rstrip()
+            prompt = template.format(caption=cut, **fields)
+            if self.prompt_length(prompt) <= self.max_prompt_tokens:
+                break
+            keep -= 1
+        if keep == 0:
+            raise MotionError(f"{name}: the prompt without the caption is already longer than the limit of "
+                              f"{self.max_prompt_tokens} tokens")
+        warnings.warn(f"{name} is {len(offsets)} tokens ({len(caption)} characters) long; only its first {keep} "
+                      f"tokens ({len(cut)} characters: {cut[:40]!r}...) are used, to fit the prompt limit of "
+                      f"{self.max_prompt_tokens} tokens", UserWarning, stacklevel=3)
+        return prompt
 
     def encode_prompts(self, prompts: Sequence[str]):
         """Right-padded input ids and attention mask, ``</s>`` appended, cut at max_prompt_tokens."""

@@ -41,6 +41,7 @@ CONFIG_NAME = "config.json"
 MODEL_TYPE = "motiongpt"
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SHORT_GAP_FRAMES = 4  # gaps below one token (4 frames) are interpolated, not generated
+MAX_SECONDS = 60.0    # longest text-to-motion clip, prediction or in-between gap (the add-on's limit too)
 
 
 @dataclass
@@ -173,11 +174,13 @@ def as_motion(value, name: str) -> Motion:
 
 
 def frames_of(seconds, name: str = "seconds", fps: float = MODEL_FPS) -> int:
-    """A positive duration in seconds -> frames at ``fps`` (rounded, at least 1)."""
+    """A duration in seconds (0 < seconds <= MAX_SECONDS) -> frames at ``fps`` (rounded, at least 1)."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.integer, np.floating)):
         raise MotionError(f"{name} must be a number of seconds, got {type(seconds).__name__} {seconds!r}")
     if not math.isfinite(float(seconds)) or float(seconds) <= 0:
         raise MotionError(f"{name} must be a positive number of seconds, got {seconds!r}")
+    if float(seconds) > MAX_SECONDS:
+        raise MotionError(f"{name} {seconds!r} is longer than the limit of {MAX_SECONDS:g} seconds")
     frames = int(round(float(seconds) * fps))
     if frames < 1:
         raise MotionError(f"{name} {seconds!r} is shorter than one frame at {fps:g} fps")
@@ -252,7 +255,10 @@ class MotionGPT:
     # -- text to motion
     def text_to_motion(self, text: str, seconds: float | None = None, seed: int | None = None) -> Motion:
         """Motion (20 fps, starting at the origin facing +Z) for a caption; ``seconds`` fixes the
-        length (frames = round(seconds * 20)); longer than 9.8 s is continued with "Predict motion"."""
+        length (frames = round(seconds * 20), at most MAX_SECONDS = 60 s); longer than 9.8 s is
+        continued with "Predict motion". Any language works (the text tokenizer is byte-level). A
+        caption too long for the prompt (``max_prompt_tokens``, 256 tokens) is cut at a token
+        boundary with a ``UserWarning`` saying how much was kept; an empty one is a MotionError."""
         return self.text_to_motion_batch([text], seconds, seed)[0]
 
     def text_to_motion_batch(self, texts: Sequence[str], seconds: float | Sequence[float | None] | None = None,
@@ -263,7 +269,7 @@ class MotionGPT:
 
         if isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) == 0:
             raise MotionError("texts must be a non-empty list of captions")
-        captions = [clean_caption(t, f"text {i}") for i, t in enumerate(texts)]
+        captions = [clean_caption(t, f"text {i}" if len(texts) > 1 else "text") for i, t in enumerate(texts)]
         if isinstance(seconds, str):
             raise MotionError(f"seconds must be a number of seconds, got the string {seconds!r}")
         durations = list(seconds) if isinstance(seconds, Sequence) else [seconds] * len(captions)
@@ -275,13 +281,14 @@ class MotionGPT:
                   for i, s in enumerate(durations)]
         prompts, low, high, seeds = [], [], [], []
         for i, (caption, count) in enumerate(zip(captions, frames)):
+            name = f"text {i}" if len(captions) > 1 else "text"
             if count is None:
-                prompts.append(T2M_PROMPT.format(caption=caption))
+                prompts.append(self.lm.fit_prompt(T2M_PROMPT, caption, name))
                 low.append(min(config.min_motion_tokens, config.max_motion_tokens))
                 high.append(config.max_motion_tokens)
             else:
                 codes = min(math.ceil(count / step), config.max_motion_tokens)
-                prompts.append(T2M_LENGTH_PROMPT.format(frames=min(count, codes * step), caption=caption))
+                prompts.append(self.lm.fit_prompt(T2M_LENGTH_PROMPT, caption, name, frames=min(count, codes * step)))
                 low.append(codes)
                 high.append(codes)
             seeds.append(derived_seed(None if seed is None else seed + i, 0))
@@ -376,6 +383,9 @@ class MotionGPT:
         after_joints = as_motion(after, "after").joints.astype(np.float64)
         if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
             raise MotionError(f"frames must be a positive integer number of new frames, got {frames!r}")
+        if frames > MAX_SECONDS * MODEL_FPS:
+            raise MotionError(f"frames {frames!r} is longer than the limit of {MAX_SECONDS:g} seconds "
+                              f"({int(MAX_SECONDS * MODEL_FPS)} frames at 20 fps)")
         caption = None if text is None else clean_caption(text, "text")
         seed = check_seed(seed)
         curve = self._fill(before_joints, after_joints, int(frames), caption, seed)
@@ -427,7 +437,7 @@ class MotionGPT:
 
         motion = self.lm.vocab.masked_string(before, masked, after)
         prompt = INBETWEEN_PROMPT.format(motion=motion) if caption is None else \
-            STEERED_INBETWEEN_PROMPT.format(caption=caption, motion=motion)
+            self.lm.fit_prompt(STEERED_INBETWEEN_PROMPT, caption, "text", motion=motion)
         total = len(before) + masked + len(after)
         return self.lm.generate_motion([prompt], [total], [total], [derived_seed(seed, 0)], self.config.top_k,
                                        self.config.temperature, prefix_codes=[before], suffix_codes=[after])[0]
