@@ -210,6 +210,28 @@ class MotionSpanProcessor:
         return int(top_indices[index])
 
 
+def motion_rows_head(head, vocab: MotionVocabulary):
+    """A module that stands in for the T5's lm_head while a motion string is generated: the
+    logits of ``</s>`` and of the motion tokens only (the rest -inf), so the largest matmul of a
+    decoding step shrinks from vocab_size rows to code_num + 4. Same weights, same logits there."""
+    import torch
+
+    class MotionRowsHead(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.size = head.weight.shape[0]
+            self.rows = torch.cat([torch.tensor([vocab.eos_id]), torch.arange(
+                vocab.first_id, vocab.first_id + vocab.code_num + MOTION_EXTRA_TOKENS)]).to(head.weight.device)
+            self.rows_weight = head.weight.detach()[self.rows]
+
+        def forward(self, hidden):
+            out = hidden.new_full((*hidden.shape[:-1], self.size), float("-inf"))
+            out[..., self.rows] = torch.nn.functional.linear(hidden, self.rows_weight)
+            return out
+
+    return MotionRowsHead()
+
+
 def _cat(a, b):
     import torch
     return torch.cat([a, b])
@@ -424,7 +446,10 @@ class MotionLanguageModel:
                                     max_length=self.max_prompt_tokens, return_tensors="pt")
         return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
 
-    def _generate(self, prompts: Sequence[str], processor, max_new_tokens: int):
+    def _generate(self, prompts: Sequence[str], processor, max_new_tokens: int, motion_only: bool = False):
+        """Greedy ``generate`` (KV cache, one encoder pass) with ``processor`` choosing each token.
+        ``motion_only``: lm_head computes only the rows a motion string can use (eos, codes, start,
+        end; 514 of e.g. 32615) and leaves the others at -inf, which the processor never reads."""
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -432,9 +457,15 @@ class MotionLanguageModel:
         config = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
                                   decoder_start_token_id=0, eos_token_id=self.vocab.eos_id,
                                   pad_token_id=self.vocab.pad_id, use_cache=True)
+        head = self.t5.lm_head
         with torch.inference_mode():
-            output = self.t5.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
-                                      logits_processor=LogitsProcessorList([processor]))
+            if motion_only:
+                self.t5.lm_head = motion_rows_head(head, self.vocab)
+            try:
+                output = self.t5.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                          generation_config=config, logits_processor=LogitsProcessorList([processor]))
+            finally:
+                self.t5.lm_head = head
         return output.cpu().numpy()
 
     def generate_motion(self, prompts: Sequence[str], min_codes: Sequence[int], max_codes: Sequence[int],
@@ -461,7 +492,7 @@ class MotionLanguageModel:
                 generators.append(generator)
         processor = MotionSpanProcessor(self.vocab, min_codes, max_codes, generators, top_k, temperature,
                                         prefix_codes, suffix_codes)
-        output = self._generate(prompts, processor, max(max_codes) + 3)
+        output = self._generate(prompts, processor, max(max_codes) + 3, motion_only=True)
         return [self.vocab.codes_of(row) for row in output]
 
     def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 40) -> list[str]:
