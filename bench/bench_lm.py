@@ -1,20 +1,111 @@
-"""Text-to-motion speed on the CPU: seconds per 4 s clip and generated tokens per second.
+"""Text-to-motion speed on the CPU: ours (engine.lm constrained generation) vs plain
+``model.generate`` on the same model in the same run, a batch of 64 prompts vs one by one, and
+peak memory.
 
-The bundled model (assets/models/default) when it is built; otherwise that part is skipped with
-a note, and the same measurement runs on a randomly initialised model of the bundled model's
-size (T5 d_model 256, 4 + 4 layers, 4 heads, d_ff 1024, vocabulary 4000 + 515; VQ-VAE width 256,
-512 codes), which generates exactly as many tokens and so costs the same time.
+Models:
+- ``base_random``: a flan-t5-base-shaped T5 (d_model 768, 12 + 12 layers, 12 heads, d_kv 64,
+  d_ff 2048, gated-gelu, untied lm_head, vocabulary 32100 + 515 = 32615 rows) with random
+  weights. Its text tokenizer is ours (4000 pieces + 515 motion tokens, so the motion tokens sit at
+  4000.. instead of 32100..); the embedding and lm_head still have the official 32615 rows, so each
+  step costs what the official model's costs. Only the language model is timed here (no VQ-VAE).
+- ``bundled``: assets/models/default when it is built, else a note that it was skipped.
+- ``bundled_size_random``: a random model of the bundled model's size (T5 d_model 256, 4 + 4
+  layers, 4 heads, d_ff 1024, vocabulary 4000 + 515; VQ-VAE width 256, 512 codes); it generates
+  exactly as many tokens as the bundled model and so costs the same time.
+
+What is measured (all on the CPU, fp32, best of the repetitions; torch's default thread count, or
+MOTIONGPT_BENCH_THREADS=N: on a machine whose cores are busy with other work, 2 threads spend most of
+their time waiting for each other at every op, so 1 thread gives the representative numbers there):
+- ``ours_s``: ``MotionLanguageModel.generate_motion`` for a 9.8 s clip (49 codes: start, 49 codes,
+  end, ``</s>`` = 52 generated tokens), prompt tokenisation and the per-token constraint included.
+- ``plain_generate_s``: "plain" = ``t5.generate(input_ids, attention_mask, max_new_tokens=52,
+  min_new_tokens=52)`` on the same encoded prompt and the same model: every other setting is
+  transformers' default (greedy, one beam, KV cache on, no logits processor of ours, full
+  32615-row lm_head every step); min_new_tokens only makes it produce as many tokens as ours.
+- ``ratio_ours_to_plain``: ours_s / plain_generate_s (target <= 0.5).
+- ``lm_batch64_s`` / ``lm_one_by_one_64_s``: the language model alone, 64 prompts (49 codes each)
+  in one ``generate_motion`` call vs one call per prompt.
+- ``batch64_s`` / ``one_by_one_64_s``: end to end, 64 prompts as one ``text_to_motion_batch`` call
+  (9.8 s each) vs ``text_to_motion`` called once per prompt; the VQ-VAE decodes clip by clip in
+  both (so that batch rows are bit-equal to single calls). Target speed-up >= 5.
+  The one-by-one times are measured on ONE_BY_ONE prompts and scaled to 64 (``one_by_one_method``).
+- memory: resident set size (numpy + torch + Python together). ``*_extra_peak_rss_mb``: the
+  kernel's peak mark (VmHWM) is reset before the part (/proc/self/clear_refs, Linux) and read after
+  it, minus the RSS at its start; ``peak_rss_mb``: the peak of the whole run.
+
+Why ours is not at 0.5x plain (measured, 1 thread): a decoding step is matrix-vector products over
+the weights (torch linear + attention kernels are ~96 % of plain generate's profile; transformers'
+per-step Python is a few %). Ours already has what can be removed without changing numbers: KV
+cache, one encoder pass, inference_mode, and lm_head restricted to the 515 rows a motion string can
+use (lm_head is 25 M of the ~124 M multiply-adds per step of the base-size model: ~0.84x; the small
+model's lm_head is a smaller share: ~0.95x). Halving the time further needs fewer weight bytes per
+step (bf16: tried on this CPU, only ~10 % faster and different samples; int8) -- a precision
+change, not an overhead removal.
+The base-size model is slow on 2 CPU cores, so it gets one repetition of each (after a short
+warm-up) and no batch measurement; the batch is measured on the bundled (size) model.
 """
+import os
+import resource
 import time
 from pathlib import Path
 
 import numpy as np
 
-CLIP_SECONDS = 4.0
-REPEATS = 3
+CLIP_SECONDS = 9.8
+CLIP_CODES = 49
+BATCH = 64
+ONE_BY_ONE = 8
 PROMPT = "a person walks forward and waves with the right hand"
+PROMPTS = ["a person walks forward and waves with the right hand", "someone jumps twice on the spot",
+           "a man runs in a circle", "a woman sits down on a chair and stands up again",
+           "a person kicks with the left leg", "a person throws a ball overhand",
+           "someone dances happily", "a person crouches and crawls forward"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: kB
+
+
+_RUN_PEAK_MB = 0.0   # the peak RSS of the run, over the resets of the peak mark
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def reset_peak() -> float | None:
+    """Reset the kernel's peak-RSS mark (VmHWM; Linux >= 4.0: write 5 to /proc/self/clear_refs);
+    returns the current RSS in MB, or None where that is not possible."""
+    global _RUN_PEAK_MB
+    try:
+        _RUN_PEAK_MB = max(_RUN_PEAK_MB, _status_mb("VmHWM"))
+        Path("/proc/self/clear_refs").write_text("5")
+        return _status_mb("VmRSS")
+    except OSError:
+        return None
+
+
+def phase_peak_mb(start: float | None) -> float | None:
+    """Peak RSS since reset_peak() minus the RSS then: the extra memory the phase needed at its peak."""
+    return None if start is None else _status_mb("VmHWM") - start
+
+
+def captions():
+    return [line.split("\t")[1] for line in (SHARED_DATA / "cmu" / "descriptions.tsv").read_text().splitlines()
+            if "\t" in line]
+
+
+def base_size_lm():
+    from engine.lm import MotionLanguageModel, new_t5
+    from engine.text_tokenizer import build_text_tokenizer
+    text_tokenizer = build_text_tokenizer(captions(), 4000, 512)
+    t5 = new_t5(32100 + 515, d_model=768, num_layers=12, num_heads=12, d_ff=2048, seed=0).eval()
+    return MotionLanguageModel(t5, text_tokenizer, 512)
 
 
 def random_bundled_size_model():
@@ -25,9 +116,7 @@ def random_bundled_size_model():
     from engine.text_tokenizer import build_text_tokenizer
     from engine.tokenizer import MotionTokenizer, TokenizerConfig
 
-    captions = [line.split("\t")[1] for line in (SHARED_DATA / "cmu" / "descriptions.tsv").read_text().splitlines()
-                if "\t" in line]
-    text_tokenizer = build_text_tokenizer(captions, 4000, 512)
+    text_tokenizer = build_text_tokenizer(captions(), 4000, 512)
     torch.manual_seed(0)
     vq = MotionTokenizer(TokenizerConfig(width=256), Normalizer.load(SHARED_DATA / "motiongpt_meta"))
     with torch.no_grad():
@@ -36,33 +125,126 @@ def random_bundled_size_model():
     return MotionGPT(vq.eval(), MotionLanguageModel(t5, text_tokenizer, 512), MotionGPTConfig())
 
 
-def measure(model) -> dict:
-    """Best of REPEATS: seconds for one 4 s clip (prompt -> joints), and LM tokens per second."""
-    model.text_to_motion(PROMPT, seconds=CLIP_SECONDS, seed=0)      # warm-up
+def plain_vs_ours(lm, repeats: int, codes: int = CLIP_CODES) -> dict:
+    """Best-of-``repeats`` seconds of ours and of plain generate, interleaved, same prompt."""
+    from engine.lm import T2M_LENGTH_PROMPT
+
+    prompt = T2M_LENGTH_PROMPT.format(frames=codes * 4, caption=PROMPT)
+    input_ids, attention_mask = lm.encode_prompts([prompt])
+    tokens = codes + 3
+
+    def plain():
+        return lm.t5.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=tokens,
+                              min_new_tokens=tokens)
+
+    def ours():
+        return lm.generate_motion([prompt], [codes], [codes], seeds=[0])
+
+    lm.t5.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=2)      # warm-up
+    lm.generate_motion([prompt], [1], [1], seeds=[0])
+    best = {"plain": float("inf"), "ours": float("inf")}
+    for _ in range(repeats):
+        for name, call in (("plain", plain), ("ours", ours)):
+            started = time.perf_counter()
+            result = call()
+            best[name] = min(best[name], time.perf_counter() - started)
+            if name == "ours":
+                assert len(result[0]) == codes
+            else:
+                assert result.shape[1] == tokens + 1          # decoder start + generated tokens
+    return {"generated_tokens": tokens, "ours_s": best["ours"], "plain_generate_s": best["plain"],
+            "ratio_ours_to_plain": best["ours"] / best["plain"], "ours_tokens_per_s": tokens / best["ours"],
+            "repetitions": repeats}
+
+
+def lm_batch_vs_one_by_one(lm) -> dict:
+    """The language model alone (no VQ-VAE decode): 64 prompts in one generate_motion call vs one
+    call per prompt (ONE_BY_ONE timed, scaled to 64)."""
+    from engine.lm import T2M_LENGTH_PROMPT
+    prompts = [T2M_LENGTH_PROMPT.format(frames=196, caption=PROMPTS[i % len(PROMPTS)]) for i in range(BATCH)]
+    started = time.perf_counter()
+    batch = lm.generate_motion(prompts, [CLIP_CODES] * BATCH, [CLIP_CODES] * BATCH, seeds=list(range(BATCH)))
+    batch_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    singles = [lm.generate_motion([prompts[i]], [CLIP_CODES], [CLIP_CODES], seeds=[i])[0] for i in range(ONE_BY_ONE)]
+    single_seconds = (time.perf_counter() - started) * BATCH / ONE_BY_ONE
+    assert all(np.array_equal(s, batch[i]) for i, s in enumerate(singles))
+    return {"lm_batch64_s": batch_seconds, "lm_one_by_one_64_s": single_seconds,
+            "lm_batch_speedup": single_seconds / batch_seconds}
+
+
+def batch_vs_one_by_one(model) -> dict:
+    """End to end (LM + VQ-VAE decode, which runs clip by clip) with text_to_motion_batch."""
+    texts = [PROMPTS[i % len(PROMPTS)] for i in range(BATCH)]
+    model.text_to_motion_batch(texts[:2], seconds=1.0, seed=0)                               # warm-up
+    start = reset_peak()
+    started = time.perf_counter()
+    motions = model.text_to_motion_batch(texts, seconds=CLIP_SECONDS, seed=0)
+    batch_seconds = time.perf_counter() - started
+    batch_peak = phase_peak_mb(start)
+    assert len(motions) == BATCH and all(m.num_frames == 196 for m in motions)
+    start = reset_peak()
+    started = time.perf_counter()
+    singles = [model.text_to_motion(texts[i], seconds=CLIP_SECONDS, seed=i) for i in range(ONE_BY_ONE)]
+    single_peak = phase_peak_mb(start)
+    single_seconds = (time.perf_counter() - started) * BATCH / ONE_BY_ONE
+    assert all(np.array_equal(s.joints, motions[i].joints) for i, s in enumerate(singles))   # batch == one by one
+    return {"batch64_s": batch_seconds, "one_by_one_64_s": single_seconds,
+            "one_by_one_method": f"{ONE_BY_ONE} clips timed one by one, scaled x{BATCH // ONE_BY_ONE}",
+            "batch_speedup": single_seconds / batch_seconds, "batch_clips_per_s": BATCH / batch_seconds,
+            "batch64_extra_peak_rss_mb": batch_peak, "one_clip_extra_peak_rss_mb": single_peak}
+
+
+def clip_latency(model, repeats: int = 3) -> float:
+    """Best seconds for one 9.8 s clip, prompt -> joints (LM + VQ-VAE decode)."""
     best = float("inf")
-    for seed in range(REPEATS):
+    for seed in range(repeats):
         started = time.perf_counter()
         motion = model.text_to_motion(PROMPT, seconds=CLIP_SECONDS, seed=seed)
         best = min(best, time.perf_counter() - started)
-    codes = int(np.ceil(motion.num_frames / model.config.frames_per_token))
-    tokens = codes + 3                                                  # start, codes, end, </s>
-    started = time.perf_counter()
-    model.lm.generate_motion([f"Generate motion with {motion.num_frames} frames: {PROMPT}"], [codes], [codes],
-                             seeds=[0])
-    lm_seconds = time.perf_counter() - started
-    return {"seconds_per_4s_clip": best, "frames": motion.num_frames, "generated_tokens": tokens,
-            "lm_tokens_per_s": tokens / lm_seconds}
+    assert motion.num_frames == 196
+    return best
+
+
+def measure_model(model) -> dict:
+    result = plain_vs_ours(model.lm, repeats=3)
+    result["seconds_per_9.8s_clip"] = clip_latency(model)
+    result.update(lm_batch_vs_one_by_one(model.lm))
+    result.update(batch_vs_one_by_one(model))
+    return result
 
 
 def run() -> dict:
     import torch
     from engine.model import DEFAULT_MODEL, MotionGPT
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    results = {"device": "cpu", "threads": torch.get_num_threads()}
+    if os.environ.get("MOTIONGPT_BENCH_THREADS"):
+        torch.set_num_threads(int(os.environ["MOTIONGPT_BENCH_THREADS"]))
+    started = time.perf_counter()
+    results = {"device": "cpu", "threads": torch.get_num_threads(), "memory_method":
+               "RSS (numpy + torch + Python): *_extra_peak_rss_mb = peak RSS during that part (VmHWM, "
+               "reset via /proc/self/clear_refs before it) minus RSS at its start; peak_rss_mb = "
+               "peak RSS of the whole run (VmHWM before each reset, ru_maxrss)",
+               "plain_means": "t5.generate(input_ids, attention_mask, max_new_tokens=52, min_new_tokens=52) on "
+               "the same model and encoded prompt, all else transformers' defaults: greedy, 1 beam, KV cache, "
+               "full-vocabulary lm_head, no constraint",
+               "ours_means": "MotionLanguageModel.generate_motion: tokenisation + generate with KV cache, one "
+               "encoder pass, inference_mode, lm_head on the 514 motion rows + </s> only, and the "
+               "per-token motion constraint with top-k sampling"}
+    start = reset_peak()
+    lm = base_size_lm()
+    results["base_random_build_extra_peak_rss_mb"] = phase_peak_mb(start)
+    results["base_random_parameters_M"] = sum(p.numel() for p in lm.t5.parameters()) / 1e6
+    results["base_random"] = plain_vs_ours(lm, repeats=1)
+    start = reset_peak()
+    lm.generate_motion([PROMPT], [CLIP_CODES], [CLIP_CODES], seeds=[0])
+    results["base_random"]["ours_extra_peak_rss_mb"] = phase_peak_mb(start)
+    del lm
     if (DEFAULT_MODEL / "config.json").is_file():
-        results["bundled"] = measure(MotionGPT.from_pretrained("default", device="cpu"))
+        results["bundled"] = measure_model(MotionGPT.from_pretrained("default", device="cpu"))
     else:
         results["bundled"] = "skipped: the bundled model is not built yet (assets/models/default)"
-    results["random_bundled_size"] = measure(random_bundled_size_model())
+    results["bundled_size_random"] = measure_model(random_bundled_size_model())
+    results["peak_rss_mb"] = max(peak_mb(), _RUN_PEAK_MB)
+    results["bench_wall_s"] = time.perf_counter() - started
     return results
