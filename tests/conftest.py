@@ -5,6 +5,7 @@ It is never copied into the repository and its absence is a failure, never a ski
 """
 import atexit
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +28,18 @@ def shared_data() -> Path:
         pytest.fail(f"the shared mocap data is missing: expected the folder {data} "
                     f"(../shared/data beside the repository checkout)", pytrace=False)
     return data
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny randomly initialised model folder (tokenizer/ + lm/ + config.json), built once per
+    session by tests/support/tiny_model.py with the engine's own code, in the torch venv (.venv),
+    so that tests running under the bpy 5.0 venv, which has no torch, get one too."""
+    folder = tmp_path_factory.mktemp("models") / "tiny"
+    torch_python = REPO_ROOT / ".venv" / "bin" / "python"
+    subprocess.run([str(torch_python), str(REPO_ROOT / "tests" / "support" / "tiny_model.py"), str(folder)],
+                   check=True, capture_output=True, timeout=300)
+    return folder
 
 
 # ----------------------------------------------------------------------------- leaving a bpy process

@@ -78,14 +78,6 @@ def read_png(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("models") / "tiny"
-    subprocess.run([str(TORCH_PYTHON), str(REPO / "tests" / "support" / "tiny_model.py"), str(folder)],
-                   check=True, capture_output=True, timeout=300)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def demo(tiny_model, tmp_path_factory):
     """Run `build.py demo` once; returns (output folder, stdout)."""
     out = tmp_path_factory.mktemp("demo-out")

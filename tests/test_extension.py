@@ -65,14 +65,6 @@ os._exit(0)
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("models") / "tiny"
-    subprocess.run([str(TORCH_PYTHON), str(REPO / "tests" / "support" / "tiny_model.py"), str(folder)],
-                   check=True, capture_output=True, timeout=300)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def package(tiny_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     result = subprocess.run([*BUILD, "extension", "--model", str(tiny_model), "--out", str(out)],

@@ -8,7 +8,6 @@ Operators run synchronously (background mode); the UI path (timers, Cancel) is d
 """
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -28,14 +27,6 @@ def configure(model_folder: Path) -> None:
     prefs.model_folder = str(model_folder)
     prefs.device = 'CPU'
     prefs.python_path = str(TORCH_PYTHON)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("models") / "tiny"
-    subprocess.run([str(TORCH_PYTHON), str(REPO / "tests" / "support" / "tiny_model.py"), str(folder)],
-                   check=True, capture_output=True, timeout=300)
-    return folder
 
 
 @pytest.fixture(scope="module")

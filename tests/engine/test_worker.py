@@ -14,18 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.motion import Motion
+from motiongpt_addon.client import WorkerClient, WorkerError, WorkerSettings
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "support"))
-
-from tiny_model import build_tiny_model  # noqa: E402
-
-from engine.motion import Motion  # noqa: E402
-from motiongpt_addon.client import WorkerClient, WorkerError, WorkerSettings  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
 @pytest.fixture(scope="session")
