@@ -32,11 +32,11 @@ from typing import Sequence
 
 import numpy as np
 
+from .bone_maps import assets_dir
 from .errors import MotionError
 from .motion import MODEL_FPS, Motion
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO_ROOT / "assets" / "models" / "default"
+DEFAULT_MODEL = assets_dir() / "models" / "default"  # $MOTIONGPT_ASSETS moves it
 CONFIG_NAME = "config.json"
 MODEL_TYPE = "motiongpt"
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -26,13 +26,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .bone_maps import assets_dir
 from .errors import MotionError
 from .motion import FEATURE_DIM, MODEL_FPS, Motion, Normalizer, validate_features
 
 MODEL_TYPE = "motiongpt_vqvae"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "assets" / "models" / "default" / "tokenizer"
+DEFAULT_FOLDER = assets_dir() / "models" / "default" / "tokenizer"  # $MOTIONGPT_ASSETS moves it
 
 
 @dataclass
