@@ -11,24 +11,9 @@ import torch
 import engine
 from engine import Motion, MotionError
 from engine.model import MotionGPT, resolve_model_folder
-from tests.engine.tiny_models import bandai_walk, serve, tiny_model_folder
+from tests.engine.tiny_models import bandai_walk, serve
 
 BOUNDARY_TOLERANCE = 1e-4  # metres
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory, shared_data):
-    return tiny_model_folder(tmp_path_factory.mktemp("tiny_model"), shared_data)
-
-
-@pytest.fixture(scope="module")
-def model(folder):
-    return MotionGPT.from_pretrained(folder, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def clip(shared_data):
-    return serve(shared_data)
 
 
 def test_folder_layout_and_lazy_export(folder, model):

@@ -23,22 +23,7 @@ import pytest
 from engine import Motion, MotionError
 from engine.lm import STEERED_INBETWEEN_PROMPT, T2M_PROMPT, new_t5, save_t5
 from engine.model import MAX_SECONDS, MotionGPT, frames_of
-from tests.engine.tiny_models import CODE_NUM, serve, tiny_model_folder, tiny_motion_tokenizer
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory, shared_data):
-    return tiny_model_folder(tmp_path_factory.mktemp("tiny_model"), shared_data)
-
-
-@pytest.fixture(scope="module")
-def model(folder):
-    return MotionGPT.from_pretrained(folder, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def clip(shared_data):
-    return serve(shared_data)
+from tests.engine.tiny_models import CODE_NUM, tiny_motion_tokenizer
 
 
 LONG_TEXT = ("a person walks forward, turns around and waves with the right hand while smiling; " * 125)[:10_000]
