@@ -58,6 +58,9 @@ class TokenizerTraining:
     weight_decay: float = 0.0
     commit: float = 0.02               # commitment loss weight
     velocity: float = 0.5              # position ("velocity") loss weight
+    heading: float = 0.0               # heading-drift loss weight (radians of integrated root turn)
+    init: str = ""                     # start from this tokenizer folder's weights (fresh optimiser, step 0)
+    decoder_only: bool = False         # freeze encoder and codebook: the tokens stay as they were
     code_num: int = 512
     code_dim: int = 512
     width: int = 256
@@ -220,8 +223,17 @@ def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
     # model and optimiser (identical initial weights on every rank: same seed, then DDP broadcasts)
     torch.manual_seed(config.seed)
     model = MotionTokenizer(config.model_config(), normalizer).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.99),
-                                  weight_decay=config.weight_decay)
+    if config.init:
+        model.load_state_dict(_initial_weights(config, normalizer))
+    if config.decoder_only:
+        if not config.init:
+            raise MotionError("--decoder-only needs --init DIR: a trained tokenizer whose encoder and codebook stay")
+        model.encoder.requires_grad_(False)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
+    # root rotation velocity (channel 0) back in radians per frame, for the heading loss
+    turn_std = torch.tensor(float(normalizer.std[0]), device=device)
+    turn_mean = torch.tensor(float(normalizer.mean[0]), device=device)
     generator = torch.Generator().manual_seed(config.seed + 1000 * ranks.rank)
     step, best = 0, math.inf
 
@@ -265,6 +277,8 @@ def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
 
     while step < config.steps:
         model.train()
+        if config.decoder_only:      # no EMA codebook updates, no dead-code resets
+            model.encoder.eval(), model.quantizer.eval()
         lr = learning_rate(config, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -273,6 +287,11 @@ def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
         reconstruction_loss = F.smooth_l1_loss(reconstruction, target)
         position_loss = F.smooth_l1_loss(reconstruction[..., RIC_CHANNELS], target[..., RIC_CHANNELS])
         loss = reconstruction_loss + config.velocity * position_loss + config.commit * commitment
+        if config.heading:
+            # the facing direction is the running sum of the root's turn: errors there rotate the
+            # whole body for the rest of the clip, which per-frame losses barely see
+            turn_error = torch.cumsum((reconstruction[..., 0] - target[..., 0]) * turn_std, dim=1)
+            loss = loss + config.heading * turn_error.abs().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -328,6 +347,19 @@ def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
     if log is not None:
         log.close()
     return model
+
+
+def _initial_weights(config: TokenizerTraining, normalizer: Normalizer) -> dict[str, torch.Tensor]:
+    """The float32 state dict of the ``--init`` tokenizer folder, checked against this run's sizes
+    and normalisation (the training windows are normalised with the dataset's statistics)."""
+    start = MotionTokenizer.from_pretrained(config.init, device="cpu")
+    if start.config != config.model_config():
+        raise MotionError(f"{config.init}: its sizes {asdict(start.config)} differ from this run's "
+                          f"{asdict(config.model_config())}")
+    if not (np.allclose(start.normalizer.mean, normalizer.mean, atol=1e-5)
+            and np.allclose(start.normalizer.std, normalizer.std, atol=1e-5)):
+        raise MotionError(f"{config.init}: mean.npy / std.npy differ from {config.data}'s statistics")
+    return {k: v.float() for k, v in start.state_dict().items()}
 
 
 def _emit(record: dict, log) -> None:
