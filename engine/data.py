@@ -170,6 +170,58 @@ def mirror_caption(caption: str) -> str:
     return re.sub(r"\b(left|right|Left|Right)\b", lambda m: _SIDE_SWAP[m.group(1)], caption)
 
 
+# ----------------------------------------------------------------------------- caption augmentation
+
+# Who a caption is about: swapped in at training time so that the model hears more than "a person".
+CAPTION_SUBJECTS = ("a person", "someone", "the person", "a man", "a woman", "the man", "the woman")
+_SUBJECT = re.compile(r"^(a person|someone|the person)\b")
+_DESCRIBED_SUBJECT = re.compile(r"^(an?) (\w+) person\b")
+
+
+def augment_caption(caption: str, rng: np.random.Generator) -> str:
+    """A random rephrasing of a training caption with another subject from ``CAPTION_SUBJECTS``
+    ("a person waves" -> "a woman waves", "a happy person runs" -> "a happy man runs"); captions
+    without such a subject come back unchanged. Adds no word outside CAPTION_SUBJECTS."""
+    subject = CAPTION_SUBJECTS[int(rng.integers(len(CAPTION_SUBJECTS)))]
+    if _SUBJECT.match(caption):
+        return _SUBJECT.sub(subject, caption, count=1)
+    described = _DESCRIBED_SUBJECT.match(caption)
+    if described:
+        noun = subject.split()[-1] if subject.split()[-1] in ("man", "woman") else "person"
+        return f"{described.group(1)} {described.group(2)} {noun}" + caption[described.end():]
+    return caption
+
+
+def caption_words(text: str) -> set[str]:
+    """The lower-case words of a text (letters, digits, apostrophes, hyphenated parts split)."""
+    return set(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def training_vocabulary(shared_data: str | Path | None = None) -> set[str]:
+    """Every word a training caption can contain: all Bandai label phrasings (every content x
+    style x hand), their mirrors, the CMU descriptions' phrasings (read from ``shared_data``/cmu)
+    and the augmentation's subjects. A paraphrase test set must avoid these words."""
+    root = Path(shared_data) if shared_data else DEFAULT_SHARED_DATA
+    captions: list[str] = []
+    for content in BANDAI_CONTENT:
+        for style in BANDAI_STYLE:
+            for hand in ("left", "right", "both", None):
+                captions += bandai_captions(content, style, hand)
+    descriptions = root / "cmu" / "descriptions.tsv"
+    try:
+        lines = descriptions.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise MotionError(f"{descriptions}: cannot read the CMU descriptions: {error}") from None
+    for line in lines:
+        if "\t" in line:
+            captions += cmu_captions(line.split("\t", 1)[1])
+    captions += [mirror_caption(c) for c in captions] + list(CAPTION_SUBJECTS)
+    words: set[str] = set()
+    for caption in captions:
+        words |= caption_words(caption)
+    return words
+
+
 MIRRORED_JOINTS = [JOINT_NAMES.index(name.replace("left", "RIGHT").replace("right", "left")
                                      .replace("RIGHT", "right")) for name in JOINT_NAMES]
 
