@@ -46,6 +46,7 @@ class Environment:
     folder: Path
     purpose: str
     requirements: tuple[str, ...]
+    no_deps: tuple[str, ...] = ()      # installed after, with --no-deps ([tool.motiongpt] no-deps)
 
     @property
     def name(self) -> str:
@@ -60,17 +61,19 @@ def environments() -> dict[str, Environment]:
     """The two virtual environments, keyed by folder name, with their pins from pyproject.toml."""
     import tomllib
     with open(ROOT / "pyproject.toml", "rb") as file:
-        project = tomllib.load(file)["project"]
+        pyproject = tomllib.load(file)
+    project = pyproject["project"]
     extras = project["optional-dependencies"]
     main = Environment(ROOT / ".venv", "engine + Blender 4.5 LTS tests",
-                       tuple(project["dependencies"]) + tuple(extras["test"]))
+                       tuple(project["dependencies"]) + tuple(extras["test"]),
+                       tuple(pyproject.get("tool", {}).get("motiongpt", {}).get("no-deps", [])))
     blender5 = Environment(ROOT / ".venv-bpy5", "Blender 5.0 tests, no torch", tuple(extras["blender5-test"]))
     return {main.name: main, blender5.name: blender5}
 
 
 def setup_hash(env: Environment) -> str:
     """What a finished setup of env is keyed by: its pins and where the checkout lives (the .pth file)."""
-    return hashlib.sha256("\n".join(env.requirements + (str(ROOT),)).encode()).hexdigest()
+    return hashlib.sha256("\n".join(env.requirements + env.no_deps + (str(ROOT),)).encode()).hexdigest()
 
 
 def link_checkout(env: Environment) -> None:
@@ -123,6 +126,11 @@ def setup_environment(env: Environment) -> None:
     started = time.perf_counter()
     result = subprocess.run([str(env.python), "-m", "pip", "install", "--progress-bar", "off",
                              *env.requirements])
+    if result.returncode == 0 and env.no_deps:
+        print(f"setup: installing into {env.name}/ without their declared dependencies: {' '.join(env.no_deps)}",
+              flush=True)
+        result = subprocess.run([str(env.python), "-m", "pip", "install", "--progress-bar", "off", "--no-deps",
+                                 *env.no_deps])
     if result.returncode != 0:
         version = python_version(env.python)
         hint = "" if version.startswith("3.11.") else (f"; note: {env.name} runs Python {version}, but the "
