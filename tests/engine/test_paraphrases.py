@@ -1,0 +1,124 @@
+"""The paraphrase set tests/data/paraphrases.tsv and its rules.
+
+The set is the free-wording benchmark of issue 9: text-to-motion prompts worded the way an
+animator types them ("a guy strolls across the lobby", "a lady curtsies"), each with the action it
+asks for (walk, run, walk_backward, turn, wave, raise, bow). The benchmark runs the round trip
+text -> motion -> describe (does the description name the prompt's action?) and retrieval (does
+the generated motion sit nearest to motions of the prompt's action?) on these prompts, to measure
+how the model copes with wording it never saw in training.
+
+The rule that makes it a test of free wording: no content word of a prompt appears in the training
+captions. A prompt word is allowed only if it is a function word of STOP_WORDS below (articles,
+pronouns, possessives, prepositions, conjunctions, auxiliaries; directional words such as up,
+down, back, over are deliberately not in it), or if no simple stem of it (see ``stems``) is a
+simple stem of a word of ``engine.data.training_vocabulary()``. So "jogging" is rejected (the
+training captions say "jogs"), "a kid bolts across the yard" is allowed.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.paraphrases import load_paraphrases
+from engine.data import caption_words, training_vocabulary
+from engine.errors import MotionError
+
+TSV = Path(__file__).resolve().parents[1] / "data" / "paraphrases.tsv"
+ACTIONS = ("walk", "run", "walk_backward", "turn", "wave", "raise", "bow")
+MIN_PER_ACTION = 16
+MIN_TOTAL = 112
+
+STOP_WORDS = frozenset("""
+    a an the
+    i me my you your he him his she her hers it its we us our they them their
+    this that these those
+    and or but nor so then
+    of to in on at by from into onto as with for through across along past around behind
+    while when until
+    is are was were be been being am has have had do does did will would can could
+""".split())
+
+ENDINGS = ("ing", "ed", "es", "s", "ly")
+
+
+def stems(word: str) -> set[str]:
+    """The word and its simple stems: lower-cased, then one ending of ENDINGS stripped (the first
+    that leaves at least 3 letters). After "ing"/"ed"/"es" the stem with a final "e" restored
+    counts too ("waving" -> "wav", "wave"), and after "ing"/"ed" the stem with a doubled final
+    consonant undone ("jogging" -> "jogg", "jog")."""
+    word = word.lower()
+    forms = {word}
+    for ending in ENDINGS:
+        base = word[: -len(ending)]
+        if word.endswith(ending) and len(base) >= 3:
+            forms.add(base)
+            if ending in ("ing", "ed", "es"):
+                forms.add(base + "e")
+            if ending in ("ing", "ed") and len(base) >= 4 and base[-1] == base[-2] and base[-1] not in "aeiou":
+                forms.add(base[:-1])
+            break
+    return forms
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[tuple[str, str]]:
+    return load_paraphrases(TSV)
+
+
+@pytest.fixture(scope="module")
+def training_stems() -> set[str]:
+    return set().union(*(stems(word) for word in training_vocabulary()))
+
+
+def offending_words(prompt: str, training_stems: set[str]) -> list[str]:
+    """The words of a prompt that break the rule, in sorted order."""
+    return sorted(word for word in caption_words(prompt)
+                  if word not in STOP_WORDS and stems(word) & training_stems)
+
+
+def test_header():
+    assert TSV.read_text(encoding="utf-8").splitlines()[0] == "prompt\taction"
+
+
+def test_actions_and_counts(rows):
+    unknown = sorted({action for _, action in rows} - set(ACTIONS))
+    assert not unknown, f"actions outside {ACTIONS}: {unknown}"
+    counts = Counter(action for _, action in rows)
+    short = {action: counts[action] for action in ACTIONS if counts[action] < MIN_PER_ACTION}
+    assert not short, f"fewer than {MIN_PER_ACTION} prompts for: {short}"
+    assert len(rows) >= MIN_TOTAL
+
+
+def test_no_duplicates(rows):
+    counts = Counter(" ".join(prompt.lower().split()) for prompt, _ in rows)
+    duplicates = sorted(prompt for prompt, count in counts.items() if count > 1)
+    assert not duplicates, f"duplicate prompts: {duplicates}"
+
+
+def test_no_training_words(rows, training_stems):
+    offenders = [(prompt, words) for prompt, _ in rows if (words := offending_words(prompt, training_stems))]
+    assert not offenders, "prompts with training-caption words:\n" + "\n".join(
+        f"  {prompt!r}: {', '.join(words)}" for prompt, words in offenders)
+
+
+def test_stop_words_are_function_words_only():
+    # The stop list may not smuggle in motion words: every one of these must stay rejected.
+    assert not {"up", "down", "back", "over", "off", "out", "forward", "ahead"} & STOP_WORDS
+
+
+def test_rule_examples(training_stems):
+    assert offending_words("a guy is jogging", training_stems) == ["jogging"]
+    assert offending_words("someone walked ahead, waving", training_stems) == ["ahead", "someone", "walked", "waving"]
+    assert offending_words("a guy strolls cheerfully across the lobby", training_stems) == []
+
+
+def test_loader_errors_name_the_file(tmp_path):
+    missing = tmp_path / "missing.tsv"
+    with pytest.raises(MotionError, match="missing.tsv"):
+        load_paraphrases(missing)
+    malformed = tmp_path / "malformed.tsv"
+    malformed.write_text("prompt\taction\na guy strolls\twalk\nno action here\n", encoding="utf-8")
+    with pytest.raises(MotionError, match=r"malformed\.tsv: line 3"):
+        load_paraphrases(malformed)
