@@ -71,6 +71,7 @@ def _names_style(caption: str, style: str) -> bool:
 def run() -> dict:
     from engine import Motion, MotionGPT
     from engine.data import default_dataset_dir, load_split
+    from engine.eval import linear_inbetween
 
     dataset = default_dataset_dir()
     if not (dataset / "val.txt").is_file():
@@ -100,8 +101,7 @@ def run() -> dict:
             start = (len(joints) - GAP_FRAMES) // 2
             before, truth, after = joints[:start], joints[start:start + GAP_FRAMES], joints[start + GAP_FRAMES:]
             filled = model.inbetween(Motion(before), Motion(after), GAP_FRAMES, seed=index).joints
-            weights = (np.arange(1, GAP_FRAMES + 1) / (GAP_FRAMES + 1))[:, None, None]
-            linear = before[-1] * (1 - weights) + after[0] * weights
+            linear = linear_inbetween(before[-1], after[0], GAP_FRAMES)
             gap_errors.append(np.linalg.norm(filled - truth, axis=-1).mean())
             linear_errors.append(np.linalg.norm(linear - truth, axis=-1).mean())
 

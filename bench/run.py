@@ -1,6 +1,9 @@
 """Run the benchmarks: each bench/bench_<name>.py module's ``run() -> dict``.
 
-usage: python bench/run.py [NAME ...]      (NAME: the module name without "bench_"; default: all)
+usage: python bench/run.py [NAME ...] [--model DIR]
+       (NAME: the module name without "bench_"; default: all. --model DIR: the model folder that
+       model benchmarks such as bench_quality evaluate instead of the bundled one; it is passed on
+       as the environment variable MOTIONGPT_BENCH_MODEL)
 
 Prints a table and writes bench/results.json, keeping the last results of benchmarks not run now.
 Exit code 1 when a benchmark fails (its traceback is printed, the others still run).
@@ -88,6 +91,13 @@ def to_json(value):
 
 
 def main(names: list[str]) -> int:
+    if "--model" in names:
+        at = names.index("--model")
+        if at + 1 >= len(names):
+            print("error: --model needs a model folder", file=sys.stderr)
+            return 2
+        os.environ["MOTIONGPT_BENCH_MODEL"] = names[at + 1]
+        names = names[:at] + names[at + 2:]
     available = discover()
     if not available:
         print("no benchmarks yet: add bench/bench_<name>.py with a function run() -> dict (see bench/README.md)")

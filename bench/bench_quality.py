@@ -1,0 +1,65 @@
+"""Measured quality (issue 10): HumanML3D-style metrics of a model on the validation split.
+
+Evaluates the bundled model, or the model folder named by ``python3 build.py bench quality --model
+DIR`` (bench/run.py passes it on as $MOTIONGPT_BENCH_MODEL), with ``engine.eval.evaluate``: the
+text-motion evaluator in ``assets/evaluator``, a fixed subset of ``EvalSettings.clips`` = 160
+validation clips of ``cache/dataset`` (fixed seed), the rest of the split as the FID reference.
+
+- text-to-motion: R-precision top-1/2/3, FID, MM-Dist, Diversity, MultiModality (20 prompts x 10
+  generations), foot skating ratio; the real-data row is the same code on the real motions;
+- captioning: R-precision of the generated captions, BLEU@1/4, ROUGE-L, CIDEr, BERTScore (MiniLM);
+  the real-data row is one of the clip's own captions against its others;
+- prediction: ADE, FDE (metres), FID, against the last given pose held still;
+- in-between at gaps of 0.25, 0.5, 1 and 2 s: ADE and FID, against linear interpolation.
+
+Prints the markdown table and writes it to ``bench/results/quality.md`` (the default model's run) or
+``bench/results/quality-<folder name>.md`` (another model). MOTIONGPT_BENCH_THREADS=N sets torch's
+CPU threads (1 on a machine whose cores are busy). Needs the built dataset (python -m engine.data
+build, ~90 s) and the evaluator (python -m engine.eval train).
+"""
+from __future__ import annotations
+
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def run() -> dict:
+    import torch
+
+    from engine.data import default_dataset_dir
+    from engine.eval import evaluate, format_table
+
+    if os.environ.get("MOTIONGPT_BENCH_THREADS"):
+        torch.set_num_threads(int(os.environ["MOTIONGPT_BENCH_THREADS"]))
+    model = os.environ.get("MOTIONGPT_BENCH_MODEL") or "default"
+    dataset = default_dataset_dir()
+    if not (dataset / "val.txt").is_file():
+        raise RuntimeError(f"{dataset}: build the dataset first (python -m engine.data build, ~90 s)")
+    result = evaluate(model, dataset, device="cpu")
+    table = format_table(result)
+    name = "quality.md" if model == "default" else f"quality-{Path(model).name}.md"
+    RESULTS.mkdir(exist_ok=True)
+    header = (f"# Quality of `{model}` on the validation split\n\n"
+              f"`python3 build.py bench quality{'' if model == 'default' else ' --model ' + model}`, "
+              f"{datetime.now(timezone.utc).date()}, {platform.machine()} CPU, {torch.get_num_threads()} torch "
+              f"thread(s), {result['seconds']['total']:.0f} s in all. {result['clips']} validation clips "
+              f"(fixed seed) are measured, the other {result['reference_clips']} are the FID reference. "
+              "Evaluator: `assets/evaluator` (unit-vector embeddings: distances lie in [0, 2], so MM-Dist, "
+              "Diversity, MultiModality and FID have another scale than HumanML3D's evaluator). The last "
+              "column is the real data measured by the same code, or for prediction and in-between a "
+              "simple baseline.\n\n")
+    (RESULTS / name).write_text(header + table)
+    print(table)
+    flat = {"model": model, "clips": result["clips"], "reference_clips": result["reference_clips"],
+            "threads": torch.get_num_threads()}
+    for row in result["rows"]:
+        key = f"{row['task'].split(' (')[0]} | {row['metric']}"
+        flat[key] = round(row["model"], 4) if row["model"] is not None else None
+        if row["real"] is not None:
+            flat[key + " | real/baseline"] = round(row["real"], 4)
+    flat.update({f"seconds | {task.split(' (')[0]}": value for task, value in result["seconds"].items()})
+    return flat
