@@ -27,6 +27,20 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def code_version() -> str:
+    """The checkout's commit, with "+ local changes" when engine/ differs from it ("unknown" without git)."""
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "engine"], cwd=root, capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (" + local changes in engine/" if dirty else "")
+
+
 def run() -> dict:
     import torch
 
@@ -45,7 +59,8 @@ def run() -> dict:
     RESULTS.mkdir(exist_ok=True)
     header = (f"# Quality of `{model}` on the validation split\n\n"
               f"`python3 build.py bench quality{'' if model == 'default' else ' --model ' + model}`, "
-              f"{datetime.now(timezone.utc).date()}, {platform.machine()} CPU, {torch.get_num_threads()} torch "
+              f"{datetime.now(timezone.utc).date()}, code {code_version()}, {platform.machine()} CPU, "
+              f"{torch.get_num_threads()} torch "
               f"thread(s), {result['seconds']['total']:.0f} s in all. {result['clips']} validation clips "
               f"(fixed seed) are measured, the other {result['reference_clips']} are the FID reference. "
               "Evaluator: `assets/evaluator` (unit-vector embeddings: distances lie in [0, 2], so MM-Dist, "
@@ -54,7 +69,7 @@ def run() -> dict:
               "simple baseline.\n\n")
     (RESULTS / name).write_text(header + table)
     print(table)
-    flat = {"model": model, "clips": result["clips"], "reference_clips": result["reference_clips"],
+    flat = {"model": model, "code": code_version(), "clips": result["clips"], "reference_clips": result["reference_clips"],
             "threads": torch.get_num_threads()}
     for row in result["rows"]:
         key = f"{row['task'].split(' (')[0]} | {row['metric']}"
