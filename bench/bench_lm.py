@@ -129,18 +129,16 @@ def plain_vs_ours(lm, repeats: int, codes: int = CLIP_CODES) -> dict:
     """Best-of-``repeats`` seconds of ours and of plain generate, interleaved, same prompt."""
     from engine.lm import T2M_LENGTH_PROMPT
 
-    prompt = T2M_LENGTH_PROMPT.format(frames=codes * 4, caption=PROMPT)
-    input_ids, attention_mask = lm.encode_prompts([prompt])
+    prompt = lm.fit_prompt(T2M_LENGTH_PROMPT, PROMPT, frames=codes * 4)
     tokens = codes + 3
 
-    def plain():
-        return lm.t5.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=tokens,
-                              min_new_tokens=tokens)
+    def plain():    # the same encoder inputs (text side included), then generate's defaults
+        return lm.t5.generate(**lm.encode_prompts([prompt]), max_new_tokens=tokens, min_new_tokens=tokens)
 
     def ours():
         return lm.generate_motion([prompt], [codes], [codes], seeds=[0])
 
-    lm.t5.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=2)      # warm-up
+    lm.t5.generate(**lm.encode_prompts([prompt]), max_new_tokens=2)      # warm-up
     lm.generate_motion([prompt], [1], [1], seeds=[0])
     best = {"plain": float("inf"), "ours": float("inf")}
     for _ in range(repeats):

@@ -36,3 +36,42 @@ def load_paraphrases(path: str | Path | None = None) -> list[tuple[str, str]]:
             raise MotionError(f"{path}: line {number} must be 'prompt<TAB>action', got {line!r}")
         rows.append((fields[0].strip(), fields[1].strip()))
     return rows
+
+
+# The paraphrase actions, by the Bandai content labels that show them (walk-left / walk-right are
+# measured diagonal walks: "walk").
+ACTION_OF_CONTENT = {
+    "walk": "walk", "walk-left": "walk", "walk-right": "walk", "run": "run", "dash": "run",
+    "walk-back": "walk_backward", "walk-turn-left": "turn", "walk-turn-right": "turn",
+    "wave-both-hands": "wave", "wave-left-hand": "wave", "wave-right-hand": "wave", "bye": "wave", "byebye": "wave",
+    "raise-up-both-hands": "raise", "raise-up-left-hand": "raise", "raise-up-right-hand": "raise", "bow": "bow",
+}
+
+# The action a caption names, first match wins (the order settles "walks backward", "turns while walking").
+CAPTION_ACTIONS = (
+    ("walk_backward", r"\b(backward|backwards|steps? back)\b"),
+    ("turn", r"\bturn"),
+    ("run", r"\b(run|runs|running|jog|jogs|sprint|sprints|dash|dashes)\b"),
+    ("walk", r"\bwalk"),
+    ("wave", r"\b(wave|waves|waving|bye|goodbye)\b"),
+    ("raise", r"\b(raise|raises|raising|lift|lifts|lifting)\b"),
+    ("bow", r"\b(bow|bows|bowing)\b"),
+)
+
+
+def action_of_caption(caption: str) -> str:
+    """The paraphrase action a caption names ("other" when none)."""
+    import re
+    text = caption.lower()
+    for action, pattern in CAPTION_ACTIONS:
+        if re.search(pattern, text):
+            return action
+    return "other"
+
+
+def action_of_clip(name: str) -> str | None:
+    """The paraphrase action of a Bandai dataset clip name (mirrors "M..." included), or None."""
+    parts = name.lstrip("M").split("_")
+    if not parts[0].startswith("dataset-") or len(parts) < 2:
+        return None
+    return ACTION_OF_CONTENT.get(parts[1])

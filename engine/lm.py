@@ -371,8 +371,10 @@ class MotionLanguageModel:
     ``generate_motion(prompts, ...) -> [codes (N,) int64]``; ``generate_text(prompts) -> [str]``.
     """
 
-    def __init__(self, t5, text_tokenizer, code_num: int, max_prompt_tokens: int = 256, source: str = "lm"):
+    def __init__(self, t5, text_tokenizer, code_num: int, max_prompt_tokens: int = 256, source: str = "lm",
+                 text_side=None):
         self.t5, self.text_tokenizer = t5, text_tokenizer
+        self.text_side = text_side     # engine.text_side.TextSide: captions read by the pretrained encoder
         self.vocab = MotionVocabulary.from_tokenizer(text_tokenizer, code_num, source)
         if t5.config.vocab_size < self.vocab.vocab_size:
             raise MotionError(f"{source}: the T5 has {t5.config.vocab_size} embedding rows, the text tokenizer "
@@ -401,11 +403,15 @@ class MotionLanguageModel:
         if not getattr(text_tokenizer, "is_fast", False):
             raise MotionError(f"{folder}: need a fast (tokenizer.json) text tokenizer")
         text_tokenizer.padding_side = "right"
-        return cls(load_t5(folder, device, dtype), text_tokenizer, code_num, source=str(folder))
+        from .text_side import TextSide
+        return cls(load_t5(folder, device, dtype), text_tokenizer, code_num, source=str(folder),
+                   text_side=TextSide.from_pretrained(folder, device))
 
     def save_pretrained(self, folder: str | Path, dtype=None) -> Path:
         save_t5(self.t5, folder, dtype)
         self.text_tokenizer.save_pretrained(str(folder))
+        if self.text_side is not None:
+            self.text_side.save_pretrained(folder, dtype)
         return Path(folder)
 
     @property
@@ -419,7 +425,12 @@ class MotionLanguageModel:
     def fit_prompt(self, template: str, caption: str, name: str = "text", **fields) -> str:
         """``template.format(caption=caption, **fields)``; a caption too long for
         ``max_prompt_tokens`` is cut at a token boundary, with a UserWarning naming what was kept.
-        (Cutting the whole prompt instead would drop motion tokens or the closing ``</s>``.)"""
+        (Cutting the whole prompt instead would drop motion tokens or the closing ``</s>``.)
+        With a text side the caption is marked for the pretrained encoder, which cuts it at its own
+        limit (256 WordPiece tokens), also with a UserWarning."""
+        if self.text_side is not None:
+            from .text_side import mark_caption
+            return template.format(caption=mark_caption(caption), **fields)
         prompt = template.format(caption=caption, **fields)
         total = self.prompt_length(prompt)
         if total <= self.max_prompt_tokens:
@@ -440,11 +451,15 @@ class MotionLanguageModel:
                       f"{self.max_prompt_tokens} tokens", UserWarning, stacklevel=3)
         return prompt
 
-    def encode_prompts(self, prompts: Sequence[str]):
-        """Right-padded input ids and attention mask, ``</s>`` appended, cut at max_prompt_tokens."""
+    def encode_prompts(self, prompts: Sequence[str]) -> dict:
+        """The T5 encoder's inputs for prompts, right-padded, ``</s>`` appended, cut at
+        max_prompt_tokens: ``input_ids`` + ``attention_mask``, or with a text side
+        ``inputs_embeds`` + ``attention_mask`` (marked captions through the pretrained encoder)."""
+        if self.text_side is not None:
+            return self.text_side.encoder_inputs(self.t5, self.text_tokenizer, prompts, self.max_prompt_tokens)
         batch = self.text_tokenizer(list(prompts), padding=True, truncation=True,
                                     max_length=self.max_prompt_tokens, return_tensors="pt")
-        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+        return {"input_ids": batch["input_ids"].to(self.device), "attention_mask": batch["attention_mask"].to(self.device)}
 
     def _generate(self, prompts: Sequence[str], processor, max_new_tokens: int, motion_only: bool = False):
         """Greedy ``generate`` (KV cache, one encoder pass) with ``processor`` choosing each token.
@@ -453,7 +468,6 @@ class MotionLanguageModel:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        input_ids, attention_mask = self.encode_prompts(prompts)
         config = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
                                   decoder_start_token_id=0, eos_token_id=self.vocab.eos_id,
                                   pad_token_id=self.vocab.pad_id, use_cache=True)
@@ -462,8 +476,9 @@ class MotionLanguageModel:
             if motion_only:
                 self.t5.lm_head = motion_rows_head(head, self.vocab)
             try:
-                output = self.t5.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                          generation_config=config, logits_processor=LogitsProcessorList([processor]))
+                inputs = self.encode_prompts(prompts)
+                output = self.t5.generate(**inputs, generation_config=config,
+                                          logits_processor=LogitsProcessorList([processor]))
             finally:
                 self.t5.lm_head = head
         return output.cpu().numpy()

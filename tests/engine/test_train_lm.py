@@ -79,7 +79,7 @@ def test_instruction_examples_use_the_engine_prompts():
     from engine.lm import MotionVocabulary
     vocab = MotionVocabulary(code_num=32, first_id=400, vocab_size=435)
     clips = [TokenClip(np.arange(20) % 32, ["a person jumps"])]
-    sampler = ExampleSampler(clips, vocab, LMTraining())
+    sampler = ExampleSampler(clips, vocab, LMTraining(augment=0.0))
     rng = np.random.default_rng(0)
     seen = {}
     for _ in range(300):
@@ -94,3 +94,22 @@ def test_instruction_examples_use_the_engine_prompts():
     assert "<motion_id_34>" in seen["inbetween"][0]
     assert seen["inbetween_steered"][0].startswith("Complete the masked motion in which a person jumps: ")
     assert learning_rate(LMTraining(steps=100, warmup=10, lr=1.0), 99) == pytest.approx(0.1, abs=1e-3)
+
+
+def test_captions_are_rephrased_and_marked_for_the_text_side():
+    from engine.lm import MotionVocabulary
+    from engine.text_side import mark_caption, split_prompt
+    vocab = MotionVocabulary(code_num=32, first_id=400, vocab_size=435)
+    clips = [TokenClip(np.arange(20) % 32, ["a person jumps"])]
+    sampler = ExampleSampler(clips, vocab, LMTraining(augment=1.0), mark=mark_caption)
+    rng = np.random.default_rng(0)
+    captions, targets = set(), set()
+    for _ in range(200):
+        task, prompt, target = sampler.sample(INSTRUCT_TASKS, rng)
+        if task in ("t2m", "t2m_length", "inbetween_steered"):
+            captions.add(split_prompt(prompt)[1])
+        if task == "m2t":
+            targets.add(target)
+    assert {"a man jumps", "a woman jumps", "someone jumps"} <= captions
+    assert all(c.endswith(" jumps") for c in captions | targets)
+    assert not any("\x02" in t for t in targets)         # targets are plain captions

@@ -1,0 +1,190 @@
+"""The language model's pretrained text side: prompt captions read by all-MiniLM-L6-v2.
+
+Design (README, "Architecture"): the T5 of the language model stays exactly MotionGPT's, so
+converted official weights and ours share one code path. When a language-model folder holds
+``text_side.json`` + ``text_side.safetensors``, the *caption* of every prompt (the user's words) is
+read by the frozen pretrained encoder instead of the T5's own embeddings: its token states
+(L, 384) go through a small trained adapter (an MLP to the T5 width) and are given to the T5
+encoder as ``inputs_embeds``, followed by the T5's own embeddings of the rest of the prompt (the
+task instruction, lengths, motion tokens, ``</s>``). Without those files (official weights) the
+whole prompt is T5 tokens as before.
+
+The caption is marked inside the prompt string (``mark_caption``) so prompts stay plain strings
+everywhere; ``split_prompt`` takes it out again.
+
+Training adds a text-motion contrastive (InfoNCE) loss: the mean adapter state of a caption
+(``text_embedding``) and the mean T5 encoder state of a motion string (``motion_embedding``),
+each through a linear head to ``embed_dim`` and normalised, so that paraphrases land near the
+same motions; the same embeddings give text-to-motion retrieval.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .errors import MotionError
+from .text_encoder import HIDDEN_SIZE, PACKAGE_PIN, WEIGHTS_SHA256, PretrainedTextEncoder
+
+CONFIG_NAME = "text_side.json"
+WEIGHTS_NAME = "text_side.safetensors"
+CAPTION_START, CAPTION_END = "\x02", "\x03"     # never typed, never tokenized: removed by split_prompt
+_MARKED = re.compile("\x02(.*?)\x03", re.S)
+
+
+def mark_caption(caption: str) -> str:
+    """The caption wrapped in the markers ``split_prompt`` looks for."""
+    return f"{CAPTION_START}{caption}{CAPTION_END}"
+
+
+def split_prompt(prompt: str) -> tuple[str, str | None]:
+    """(the prompt without its marked caption, the caption or None)."""
+    found = _MARKED.search(prompt)
+    if not found:
+        return prompt, None
+    rest = prompt[: found.start()] + prompt[found.end():]
+    return " ".join(rest.split()), found.group(1)
+
+
+@dataclass
+class TextSideConfig:
+    d_model: int = 256                     # the T5's width
+    hidden: int = 512                      # adapter MLP hidden width
+    embed_dim: int = 256                   # contrastive embedding size
+    encoder: str = "sentence-transformers/all-MiniLM-L6-v2"
+    package: str = PACKAGE_PIN
+    weights_sha256: str = WEIGHTS_SHA256
+
+
+class TextSide(nn.Module):
+    """Adapter (384 -> d_model MLP) + contrastive heads; the frozen encoder is held, not owned
+    (it is not a submodule: its weights are neither trained nor saved with ours)."""
+
+    def __init__(self, config: TextSideConfig, encoder: PretrainedTextEncoder | None = None):
+        super().__init__()
+        self.config = config
+        self.adapter = nn.Sequential(nn.Linear(HIDDEN_SIZE, config.hidden), nn.GELU(),
+                                     nn.Linear(config.hidden, config.d_model))
+        self.text_head = nn.Linear(config.d_model, config.embed_dim)
+        self.motion_head = nn.Linear(config.d_model, config.embed_dim)
+        self.log_scale = nn.Parameter(torch.tensor(2.659))        # 1 / 0.07, CLIP's start
+        self.__dict__["encoder"] = encoder or PretrainedTextEncoder.load()
+        self.__dict__["cache"] = {}       # caption -> (L, 384) states; set ``use_cache`` for training
+        self.use_cache = False
+
+    # -- the caption states
+    def caption_states(self, captions: Sequence[str]) -> list[torch.Tensor]:
+        """One (L_i, 384) float32 tensor of encoder states per caption (cached when use_cache)."""
+        missing = [c for c in dict.fromkeys(captions) if not (self.use_cache and c in self.cache)]
+        found: dict[str, torch.Tensor] = {}
+        for first in range(0, len(missing), 64):
+            chunk = missing[first: first + 64]
+            states, mask = self.encoder.encode(chunk, warn=not self.use_cache)
+            for caption, row, keep in zip(chunk, states, mask):
+                found[caption] = row[keep].cpu()
+        if self.use_cache:
+            self.cache.update(found)
+            found = self.cache
+        device = self.adapter[0].weight.device
+        return [found[c].to(device) for c in captions]
+
+    def project(self, captions: Sequence[str]) -> list[torch.Tensor]:
+        """The adapter's (L_i, d_model) states of each caption: what the T5 encoder reads."""
+        states = self.caption_states(captions)
+        lengths = [len(s) for s in states]
+        projected = self.adapter(torch.cat(states).to(self.adapter[0].weight.dtype))
+        return list(projected.split(lengths))
+
+    # -- encoder inputs
+    def encoder_inputs(self, t5, text_tokenizer, prompts: Sequence[str], max_tokens: int) -> dict:
+        """``inputs_embeds`` (B, L, d_model) and ``attention_mask`` (B, L), right-padded: per
+        prompt, the adapter states of its caption (if any) then the T5 embeddings of the rest."""
+        rests, captions = zip(*(split_prompt(p) for p in prompts))
+        ids = text_tokenizer(list(rests), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+        device = t5.device
+        token_embeds = t5.get_input_embeddings()(ids["input_ids"].to(device))
+        with_caption = [i for i, c in enumerate(captions) if c is not None]
+        projected = dict(zip(with_caption, self.project([captions[i] for i in with_caption]))) if with_caption else {}
+        rows = []
+        for i in range(len(prompts)):
+            own = token_embeds[i, : int(ids["attention_mask"][i].sum())]
+            rows.append(torch.cat([projected[i].to(own.dtype), own]) if i in projected else own)
+        length = max(len(r) for r in rows)
+        embeds = token_embeds.new_zeros(len(rows), length, token_embeds.shape[-1])
+        mask = torch.zeros(len(rows), length, dtype=torch.long, device=device)
+        for i, row in enumerate(rows):
+            embeds[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        return {"inputs_embeds": embeds, "attention_mask": mask}
+
+    # -- contrastive embeddings
+    def text_embedding(self, captions: Sequence[str]) -> torch.Tensor:
+        """(B, embed_dim) unit vectors of captions."""
+        pooled = torch.stack([states.mean(0) for states in self.project(captions)])
+        return nn.functional.normalize(self.text_head(pooled), dim=-1)
+
+    def motion_embedding(self, t5, motion_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, embed_dim) unit vectors of motion strings: ids (B, N) and mask (B, N) of
+        ``<start> codes <end> </s>`` as the text tokenizer writes them."""
+        hidden = t5.get_encoder()(input_ids=motion_ids, attention_mask=mask).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        return nn.functional.normalize(self.motion_head(pooled), dim=-1)
+
+    def contrastive_loss(self, text: torch.Tensor, motion: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+        """Symmetric InfoNCE of matching rows; ``same`` (B, B) bool marks other pairs that share
+        a caption (not negatives: masked out)."""
+        logits = self.log_scale.exp().clamp(max=100) * text @ motion.t()
+        eye = torch.eye(len(text), dtype=torch.bool, device=text.device)
+        logits = logits.masked_fill(same & ~eye, float("-inf"))
+        target = torch.arange(len(text), device=text.device)
+        return 0.5 * (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.t(), target))
+
+    # -- files
+    def save_pretrained(self, folder: str | Path, dtype=None) -> None:
+        from safetensors.torch import save_file
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        dtype = dtype or torch.float32
+        state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        (folder / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device=None, dtype=None) -> "TextSide | None":
+        """The text side of a language-model folder, or None when it has none (official weights)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        if not config_path.is_file() and not weights_path.is_file():
+            return None
+        for required in (config_path, weights_path):
+            if not required.is_file():
+                raise MotionError(f"{required}: missing file (a text side needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+        try:
+            values = json.loads(config_path.read_text(encoding="utf-8"))
+            config = TextSideConfig(**values)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
+            raise MotionError(f"{config_path}: not a text-side config: {error}") from None
+        if config.weights_sha256 != WEIGHTS_SHA256:
+            raise MotionError(f"{config_path}: trained on text-encoder weights {config.weights_sha256[:12]}..., "
+                              f"this engine has {WEIGHTS_SHA256[:12]}... ({PACKAGE_PIN})")
+        try:
+            state = load_file(str(weights_path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as error:
+            raise MotionError(f"{weights_path}: not a readable safetensors file: {error}") from None
+        from .tokenizer import resolve_device
+        device = resolve_device(device)
+        side = cls(config, PretrainedTextEncoder.load(device))
+        try:
+            side.load_state_dict({k: v.float() for k, v in state.items()})
+        except RuntimeError as error:
+            raise MotionError(f"{weights_path}: does not match {config_path}: {error}") from None
+        return side.to(device, dtype or torch.float32).eval()

@@ -1,0 +1,152 @@
+"""The pretrained text side (issue 9): the pinned all-MiniLM-L6-v2 is the one we depend on (sha256),
+captions travel marked inside prompts, a model folder with a text side saves / loads / generates
+with the same results, a tiny training run with --text-side works end to end, and bad inputs get
+one clear error or a sensible motion.
+"""
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from engine import Motion, MotionError
+from engine.lm import T2M_PROMPT, MotionLanguageModel
+from engine.model import MotionGPT, MotionGPTConfig
+from engine.text_encoder import WEIGHTS_SHA256, PretrainedTextEncoder, model_folder, weights_sha256
+from engine.text_side import TextSide, TextSideConfig, mark_caption, split_prompt
+from engine.train_lm import LMTraining, train_lm
+from tests.engine.test_train_lm import TINY
+from tests.engine.tiny_models import CODE_NUM, serve, tiny_motiongpt
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return PretrainedTextEncoder.load("cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_with_text_side(shared_data, encoder):
+    base = tiny_motiongpt(shared_data)
+    torch.manual_seed(3)
+    side = TextSide(TextSideConfig(d_model=base.lm.t5.config.d_model), encoder).eval()
+    lm = MotionLanguageModel(base.lm.t5, base.lm.text_tokenizer, CODE_NUM, text_side=side)
+    return MotionGPT(base.tokenizer, lm, MotionGPTConfig(name="tiny with text side", steered_inbetween=True))
+
+
+def test_the_installed_encoder_is_all_minilm_l6_v2_by_sha256():
+    assert weights_sha256() == WEIGHTS_SHA256
+    config = json.loads((model_folder() / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["hidden_size"], config["vocab_size"]) == (6, 384, 30522)
+
+
+def test_the_encoder_puts_paraphrases_near_each_other(encoder):
+    vectors = encoder.sentence_embeddings(["someone jogs", "a person runs forward", "a person waves the left hand"])
+    assert vectors.shape == (3, 384)
+    assert torch.allclose(vectors.norm(dim=-1), torch.ones(3), atol=1e-5)
+    similarity = vectors @ vectors.t()
+    assert similarity[0, 1] > similarity[0, 2] + 0.2
+
+
+def test_long_text_is_cut_at_the_encoder_limit_with_a_warning(encoder):
+    with pytest.warns(UserWarning, match=f"first {encoder.max_tokens} tokens"):
+        states, mask = encoder.encode(["walk " * 2000])
+    assert states.shape[1] == encoder.max_tokens and bool(mask.all())
+
+
+def test_marked_captions_come_back_out_of_prompts():
+    prompt = T2M_PROMPT.format(caption=mark_caption("a man: runs"))
+    assert split_prompt(prompt) == ("Generate motion:", "a man: runs")
+    assert split_prompt("Predict motion: <motion_id_512><motion_id_3>") == \
+        ("Predict motion: <motion_id_512><motion_id_3>", None)
+
+
+def test_encoder_inputs_put_the_caption_states_before_the_prompt_tokens(tiny_with_text_side):
+    lm = tiny_with_text_side.lm
+    prompts = [lm.fit_prompt(T2M_PROMPT, "a guy ambles along"), "Predict motion: <motion_id_512><motion_id_3>"]
+    inputs = lm.encode_prompts(prompts)
+    caption_tokens = len(lm.text_side.caption_states(["a guy ambles along"])[0])
+    own = lm.text_tokenizer("Generate motion:")["input_ids"]
+    lengths = inputs["attention_mask"].sum(1).tolist()
+    assert lengths == [caption_tokens + len(own), len(lm.text_tokenizer(prompts[1])["input_ids"])]
+    embed = lm.t5.get_input_embeddings()
+    assert torch.allclose(inputs["inputs_embeds"][0, caption_tokens: lengths[0]], embed(torch.tensor(own)))
+
+
+def test_a_folder_with_a_text_side_round_trips_and_generates_the_same(tiny_with_text_side, tmp_path, shared_data):
+    folder = tiny_with_text_side.save_pretrained(tmp_path / "model")
+    assert (folder / "lm" / "text_side.json").is_file() and (folder / "lm" / "text_side.safetensors").is_file()
+    loaded = MotionGPT.from_pretrained(folder, device="cpu")
+    assert loaded.lm.text_side is not None
+    first = tiny_with_text_side.text_to_motion("a guy ambles along", seconds=2, seed=4)
+    again = loaded.text_to_motion("a guy ambles along", seconds=2, seed=4)
+    assert first.num_frames == 40 and np.allclose(first.joints, again.joints, atol=1e-5)
+    batch = loaded.text_to_motion_batch(["a guy ambles along", "she curtsies"], seconds=2, seed=4)
+    assert np.allclose(batch[0].joints, again.joints, atol=1e-5)
+    clip = serve(shared_data)
+    assert isinstance(loaded.describe(clip), str)
+    assert loaded.inbetween(clip[:40], clip[100:], 9, text="a person serves", seed=0).num_frames == 9
+
+
+@pytest.mark.parametrize("text", ["¿Puedes caminar hacia adelante?", "🏃‍♀️💨", "...!?", "人が走る"])
+def test_unusual_text_gives_a_motion(tiny_with_text_side, text):
+    motion = tiny_with_text_side.text_to_motion(text, seconds=1, seed=0)
+    assert isinstance(motion, Motion) and motion.num_frames == 20 and np.isfinite(motion.joints).all()
+
+
+def test_ten_thousand_characters_warn_and_still_generate(tiny_with_text_side):
+    with pytest.warns(UserWarning, match="text encoder reads only its first"):
+        motion = tiny_with_text_side.text_to_motion("a person walks " * 700, seconds=1, seed=0)
+    assert motion.num_frames == 20
+
+
+def test_empty_text_is_refused(tiny_with_text_side):
+    with pytest.raises(MotionError, match="empty"):
+        tiny_with_text_side.text_to_motion("  \n ", seconds=1)
+
+
+def test_broken_text_side_files_are_named(tiny_with_text_side, tmp_path):
+    folder = tiny_with_text_side.save_pretrained(tmp_path / "model")
+    (folder / "lm" / "text_side.safetensors").unlink()
+    with pytest.raises(MotionError, match="text_side.safetensors: missing file"):
+        MotionGPT.from_pretrained(folder, device="cpu")
+    folder = tiny_with_text_side.save_pretrained(tmp_path / "other")
+    config = json.loads((folder / "lm" / "text_side.json").read_text())
+    (folder / "lm" / "text_side.json").write_text(json.dumps({**config, "weights_sha256": "0" * 64}))
+    with pytest.raises(MotionError, match="text_side.json: trained on text-encoder weights 000000000000"):
+        MotionGPT.from_pretrained(folder, device="cpu")
+    (folder / "lm" / "text_side.json").write_text(json.dumps({**config, "hidden": 7}))
+    with pytest.raises(MotionError, match="text_side.safetensors: does not match"):
+        MotionGPT.from_pretrained(folder, device="cpu")
+
+
+def test_contrastive_loss_rewards_matching_pairs_and_ignores_shared_captions(tiny_with_text_side):
+    side = tiny_with_text_side.lm.text_side
+    vectors = torch.nn.functional.normalize(torch.randn(6, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    different = torch.zeros(6, 6, dtype=torch.bool)
+    with torch.no_grad():
+        matched = side.contrastive_loss(vectors, vectors, different).item()
+        shuffled = side.contrastive_loss(vectors, vectors.roll(1, 0), different).item()
+        everyone_same = side.contrastive_loss(vectors, vectors.roll(1, 0), torch.ones(6, 6, dtype=torch.bool)).item()
+    assert matched + 5 < shuffled
+    assert everyone_same == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_tiny_text_side_run_trains_the_adapter_and_the_contrastive_loss(tmp_path, shared_data):
+    from tests.engine.test_train_lm import read_log
+    from tests.engine.test_train_tokenizer import write_dataset
+    from tests.engine.tiny_models import tiny_motion_tokenizer
+    dataset = write_dataset(tmp_path / "dataset", shared_data)
+    vq = tiny_motion_tokenizer(shared_data, code_num=32).save_pretrained(tmp_path / "vq")
+    run = tmp_path / "run"
+    train_lm(LMTraining(data=str(dataset), tokenizer=str(vq), out=str(run), steps=4, pretrain_steps=2,
+                        text_side=True, contrastive_batch=4, **TINY))
+    records = [r for r in read_log(run) if "loss" in r]
+    # every window of this dataset shares one caption list: no negatives, so InfoNCE is exactly 0
+    assert [r["contrastive"] for r in records] == [0.0, 0.0] and all(np.isfinite(r["loss"]) for r in records)
+    model = MotionGPT.from_pretrained(run / "best", device="cpu")
+    assert model.lm.text_side is not None and model.lm.text_side.config.d_model == 32
+    assert model.text_to_motion("a guy ambles along", seconds=1, seed=0).num_frames == 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")    # no truncation warnings for ordinary captions
+        model.lm.text_side.text_embedding(["a guy ambles along"])
