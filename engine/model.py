@@ -215,9 +215,15 @@ class MotionGPT:
 
     # -- loading and saving
     @classmethod
-    def from_pretrained(cls, source: str | Path = "default", device=None) -> "MotionGPT":
+    def from_pretrained(cls, source: str | Path = "default", device=None,
+                        quantize: str | bool | None = None) -> "MotionGPT":
         """Load "default" (assets/models/default), a model folder, or a hub repo id (downloaded
-        with huggingface_hub into its cache; HF_HUB_OFFLINE=1 uses the cache only)."""
+        with huggingface_hub into its cache; HF_HUB_OFFLINE=1 uses the cache only).
+
+        ``quantize`` (motion generation on the CPU, engine/decoding.py): "auto" (default; int8
+        weights where the model's layers are big enough for int8 to be faster, e.g. flan-t5-base
+        size; the bundled model stays float32), "int8" (always), "none" / False (float32, tokens
+        identical to transformers' generate). None reads $MOTIONGPT_QUANTIZE, else "auto"."""
         from .lm import MotionLanguageModel
         from .tokenizer import MotionTokenizer, resolve_device
 
@@ -236,7 +242,8 @@ class MotionGPT:
             if not (folder / part).is_dir():
                 raise MotionError(f"{folder}: not a MotionGPT model folder (no {part}/ inside)")
         tokenizer = MotionTokenizer.from_pretrained(folder / "tokenizer", device=device)
-        lm = MotionLanguageModel.from_pretrained(folder / "lm", tokenizer.config.code_num, device=device)
+        lm = MotionLanguageModel.from_pretrained(folder / "lm", tokenizer.config.code_num, device=device,
+                                                 quantize=quantize)
         lm.max_prompt_tokens = config.max_prompt_tokens
         return cls(tokenizer, lm, config, folder)
 
