@@ -8,7 +8,8 @@ T5's own weights: the encoder is the T5's (one pass), then per generated token e
 per layer [RMS norm, q/k/v, attention over a preallocated key/value cache with the relative
 position bias, o; RMS norm, cross-attention over keys/values of the encoder states computed once;
 RMS norm, gated FFN] -> final RMS norm -> the ``</s>`` and motion rows of lm_head only. The next
-token is chosen by ``MotionSpanProcessor.decide`` exactly as in the ``generate`` path.
+token is chosen by the rules of ``MotionSpanProcessor`` as in the ``generate`` path
+(``decide_rows``: the sampling rows of a step share one top-k / softmax / cumsum).
 
 In float32 (``quantize="none"``, and "auto" where no layer is big enough) every op is the one
 transformers runs, with the same shapes and the same attention masks, so the logits are
@@ -240,8 +241,8 @@ class T5Decoder:
         """Token ids (rows, 1 + steps) like ``generate``'s output: the decoder start token, then
         each row's tokens (``pad_id`` after its ``eos_id``); stops when every row has ended or
         after ``max_new_tokens``. ``encode(prompts)`` gives the encoder's inputs (input_ids or
-        inputs_embeds, attention_mask); ``processor.decide(row, ids, code_scores, end_score)``
-        picks each row's next token from the motion rows' logits.
+        inputs_embeds, attention_mask); ``processor.decide_rows(rows, ids, code_scores,
+        end_scores)`` picks the next token of the rows that have not ended from the motion rows' logits.
 
         Float32: one batched encoder pass, as ``generate`` does. int8: every float32 op that feeds
         an int8 layer must give a batch row the very bits of the single call (a last-bit
@@ -317,13 +318,10 @@ class T5Decoder:
                 logits = torch.cat([_linear(hidden[row:row + 1], self.head) for row in range(rows)])[:, 0].cpu()
             else:
                 logits = _linear(hidden, self.head)[:, 0].cpu()
-            history = ids[:, :t + 1]
-            for row in range(rows):
-                if finished[row]:
-                    continue
-                scores = logits[row]
-                ids[row, t + 1] = processor.decide(row, history[row], scores[1:1 + code_num],
-                                                   scores[end_index:end_index + 1])
+            active = np.flatnonzero(~finished)
+            ids[active, t + 1] = processor.decide_rows(active.tolist(), ids[active, :t + 1],
+                                                       logits[:, 1:1 + code_num][active],
+                                                       logits[:, end_index:end_index + 1][active])
             steps = t + 1
             finished |= ids[:, t + 1] == eos_id
             if finished.all():

@@ -182,29 +182,68 @@ class MotionSpanProcessor:
     def decide(self, row: int, ids: np.ndarray, code_scores, end_score) -> int:
         """Row ``row``'s next token id after ``ids`` (decoder start token first) from the logits
         of the codes (code_num) and of the end token (a 1-element tensor)."""
+        forced, end_allowed = self._rule(row, ids)
+        if forced is not None:
+            return forced
+        choices = _cat(code_scores, end_score) if end_allowed else code_scores
+        return self._token(self._choose(row, choices))
+
+    def decide_rows(self, rows: Sequence[int], ids: np.ndarray, code_scores, end_scores) -> list[int]:
+        """``decide`` for several rows at once: ``ids`` (rows, t) in the order of ``rows``,
+        ``code_scores`` (rows, code_num), ``end_scores`` (rows, 1). Rows that sample share one
+        top-k / softmax / cumsum over a 2-D tensor (the same per-row arithmetic as ``_choose``,
+        which the tests compare); each row still draws from its own generator."""
+        import torch
+        tokens, groups = [], {}
+        for position, row in enumerate(rows):
+            forced, end_allowed = self._rule(row, ids[position])
+            tokens.append(forced)
+            if forced is None:
+                groups.setdefault((end_allowed, self.generators[row] is None), []).append(position)
+        for (end_allowed, greedy), positions in groups.items():
+            index = torch.tensor(positions)
+            choices = code_scores[index]
+            if end_allowed:
+                choices = torch.cat([choices, end_scores[index]], 1)
+            if greedy:
+                chosen = torch.argmax(choices, dim=1)
+            else:
+                logits = choices / self.temperature
+                k = min(self.top_k, logits.shape[1]) if self.top_k else logits.shape[1]
+                top_values, top_indices = torch.topk(logits, k, dim=1)
+                cumulative = torch.cumsum(torch.softmax(top_values.double(), dim=1), 1)
+                draws = torch.stack([torch.rand((), generator=self.generators[rows[p]], dtype=torch.float64)
+                                     for p in positions])
+                picked = torch.searchsorted(cumulative, draws[:, None], right=True).clamp(max=k - 1)
+                chosen = top_indices.gather(1, picked)[:, 0]
+            for position, value in zip(positions, chosen.tolist()):
+                tokens[position] = self._token(value)
+        return tokens
+
+    def _token(self, index: int) -> int:
+        vocab = self.vocab
+        return vocab.end_id if index == vocab.code_num else vocab.first_id + index
+
+    def _rule(self, row: int, ids: np.ndarray) -> tuple[int | None, bool]:
+        """(the forced next token or None, whether the end token may be chosen)."""
         vocab = self.vocab
         generated = ids[1:]                               # ids[0] is the decoder start token
         if generated.size == 0:
-            return vocab.start_id
+            return vocab.start_id, False
         if (generated == vocab.end_id).any() or (generated == vocab.eos_id).any():
-            return vocab.eos_id
+            return vocab.eos_id, False
         count = int(generated.size) - 1                   # codes written after the start token
         prefix, suffix = self.prefix[row], self.suffix[row]
         if count < len(prefix):
-            return vocab.first_id + prefix[count]
+            return vocab.first_id + prefix[count], False
         total = self.max_codes[row]
         if suffix and count >= total - len(suffix):
             if count >= total:
-                return vocab.end_id
-            return vocab.first_id + suffix[count - (total - len(suffix))]
+                return vocab.end_id, False
+            return vocab.first_id + suffix[count - (total - len(suffix))], False
         if count >= self.max_codes[row]:
-            return vocab.end_id
-        end_allowed = count >= self.min_codes[row]
-        choices = code_scores
-        if end_allowed:
-            choices = _cat(code_scores, end_score)
-        index = self._choose(row, choices)
-        return vocab.end_id if index == vocab.code_num else vocab.first_id + index
+            return vocab.end_id, False
+        return None, count >= self.min_codes[row]
 
     def _choose(self, row: int, scores) -> int:
         import torch

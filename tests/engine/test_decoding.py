@@ -75,13 +75,19 @@ def test_float32_loop_gives_the_tokens_of_generate(lm, sample):
 
 def test_float32_loop_logits_are_bit_identical_to_generate(lm, monkeypatch):
     seen = {}
-    decide = MotionSpanProcessor.decide
+    decide, decide_rows = MotionSpanProcessor.decide, MotionSpanProcessor.decide_rows
 
-    def recording(self, row, ids, code_scores, end_score):
-        seen[(lm.fast_decoding, row, len(ids))] = torch.cat([code_scores, end_score]).clone()
+    def recording(self, row, ids, code_scores, end_score):           # the generate path, row by row
+        seen[(False, row, len(ids))] = torch.cat([code_scores, end_score]).clone()
         return decide(self, row, ids, code_scores, end_score)
 
+    def recording_rows(self, rows, ids, code_scores, end_scores):     # our loop, the rows of a step
+        for position, row in enumerate(rows):
+            seen[(True, row, len(ids[position]))] = torch.cat([code_scores[position], end_scores[position]]).clone()
+        return decide_rows(self, rows, ids, code_scores, end_scores)
+
     monkeypatch.setattr(MotionSpanProcessor, "decide", recording)
+    monkeypatch.setattr(MotionSpanProcessor, "decide_rows", recording_rows)
     both_paths(lm, PROMPTS[:3], MIN_CODES[:3], MAX_CODES[:3], seeds=[7, 8, 9])
     fast = {key[1:]: value for key, value in seen.items() if key[0]}
     reference = {key[1:]: value for key, value in seen.items() if not key[0]}
@@ -89,6 +95,30 @@ def test_float32_loop_logits_are_bit_identical_to_generate(lm, monkeypatch):
     assert set(fast) <= set(reference) and len(fast) > 20
     for key in fast:
         assert torch.equal(fast[key], reference[key]), key
+
+
+@pytest.mark.parametrize("top_k, temperature", [(50, 1.0), (5, 0.7), (0, 1.3)])
+def test_decide_rows_equals_decide_row_by_row(lm, top_k, temperature):
+    vocab, rows = lm.vocab, 12
+    scores = torch.randn(rows, CODE_NUM + 1, generator=torch.Generator().manual_seed(top_k))
+    scores[3, :5] = scores[3, 5]                                    # ties
+    low, high = [1 + r % 4 for r in range(rows)], [3 + r % 5 for r in range(rows)]
+    prefix = [[2] if r == 5 else [] for r in range(rows)]
+    ids = np.array([[0, vocab.start_id] + [vocab.first_id + 1] * (r % 6) for r in range(rows)], dtype=object)
+
+    def processor(greedy):
+        generators = None if greedy else [torch.Generator().manual_seed(100 + r) for r in range(rows)]
+        return MotionSpanProcessor(vocab, low, high, generators, top_k, temperature, prefix_codes=prefix)
+
+    for greedy in (False, True):
+        one, many = processor(greedy), processor(greedy)
+        for step in range(3):                                      # generator states advance alike
+            expected = [one.decide(r, np.asarray(ids[r], dtype=np.int64), scores[r, :CODE_NUM], scores[r, CODE_NUM:])
+                        for r in range(rows)]
+            order = list(range(rows))[::-1]
+            got = many.decide_rows(order, [np.asarray(ids[r], dtype=np.int64) for r in order],
+                                   scores[order, :CODE_NUM], scores[order, CODE_NUM:])
+            assert got == [expected[r] for r in order]
 
 
 def test_float32_loop_forces_prefix_and_suffix_like_generate(lm):
