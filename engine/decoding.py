@@ -4,7 +4,7 @@ with int8 weights on the CPU.
 Why a loop of our own: a decoding step of a small T5 (the bundled model: d_model 256, 4 + 4
 layers) is a few microseconds of arithmetic per op but ~3 ms of Python in transformers (``generate``'s
 bookkeeping, module calls, mask building, cache objects). ``T5Decoder`` runs the same ops on the
-T5's own weights: the encoder is the T5's (one pass), then per generated token embedding ->
+T5's own weights: one encoder pass (the same ops as the T5's encoder), then per generated token embedding ->
 per layer [RMS norm, q/k/v, attention over a preallocated key/value cache with the relative
 position bias, o; RMS norm, cross-attention over keys/values of the encoder states computed once;
 RMS norm, gated FFN] -> final RMS norm -> the ``</s>`` and motion rows of lm_head only. The next
@@ -159,7 +159,17 @@ class T5Decoder:
         self.eps = config.layer_norm_epsilon
         self.scale_output = config.d_model ** -0.5 if getattr(config, "scale_decoder_outputs", False) else None
         decoder = t5.decoder
-        self.encoder = t5.get_encoder()
+        encoder = t5.get_encoder()
+        self.encoder_embed = encoder.embed_tokens.weight.detach()
+        self.encoder_bias = encoder.block[0].layer[0].SelfAttention
+        self.encoder_norm = encoder.final_layer_norm.weight.detach()
+        self.encoder_layers = []
+        for block in encoder.block:          # float32 always: the encoder runs once per call
+            attention, ff = block.layer[0].SelfAttention, block.layer[1]
+            self.encoder_layers.append((
+                block.layer[0].layer_norm.weight.detach(),
+                tuple(attention_weight(m) for m in (attention.q, attention.k, attention.v, attention.o)),
+                ff.layer_norm.weight.detach(), self._feed_forward(ff.DenseReluDense, lambda *modules: False)))
         self.embed = decoder.embed_tokens.weight.detach()
         self.bias_attention = decoder.block[0].layer[0].SelfAttention
         self.final_norm = decoder.final_layer_norm.weight.detach()
@@ -199,30 +209,60 @@ class T5Decoder:
                 layer.qkv = lambda x, wq=wq, wk=wk, wv=wv: (_linear(x, wq), _linear(x, wk), _linear(x, wv))
             layer.o, layer.cross_q, layer.cross_o = (self._linear(m, pick(m)) for m in
                                                      (attention.o, cross_attention.q, cross_attention.o))
-            act = dense.act.forward
-            if hasattr(dense, "wi_0"):
-                if pick(dense.wi_0, dense.wi_1):
-                    fused = RowInt8Linear(torch.cat([dense.wi_0.weight, dense.wi_1.weight]), self.reduce_range)
-                    width = dense.wi_0.weight.shape[0]
-
-                    def up(x, fused=fused, width=width, act=act):
-                        gate, linear = fused(x).split(width, -1)
-                        return act(gate) * linear
-                    self.int8_layers += 2
-                else:
-                    w0, w1 = attention_weight(dense.wi_0), attention_weight(dense.wi_1)
-
-                    def up(x, w0=w0, w1=w1, act=act):
-                        return act(_linear(x, w0)) * _linear(x, w1)
-            else:
-                wi = self._linear(dense.wi, pick(dense.wi))
-
-                def up(x, wi=wi, act=act):
-                    return act(wi(x))
-            wo = self._linear(dense.wo, pick(dense.wo))
-            layer.ff = lambda x, up=up, wo=wo: wo(up(x))
+            layer.ff = self._feed_forward(dense, pick)
             self.layers.append(layer)
         self.quantized = self.int8_layers > 0
+
+    def _feed_forward(self, dense, pick):
+        """T5DenseGatedActDense / T5DenseActDense as one callable (int8 where ``pick`` says)."""
+        import torch
+        act = dense.act.forward
+        if hasattr(dense, "wi_0"):
+            if pick(dense.wi_0, dense.wi_1):
+                fused = RowInt8Linear(torch.cat([dense.wi_0.weight, dense.wi_1.weight]), self.reduce_range)
+                width = dense.wi_0.weight.shape[0]
+
+                def up(x, fused=fused, width=width, act=act):
+                    gate, linear = fused(x).split(width, -1)
+                    return act(gate) * linear
+                self.int8_layers += 2
+            else:
+                w0, w1 = attention_weight(dense.wi_0), attention_weight(dense.wi_1)
+
+                def up(x, w0=w0, w1=w1, act=act):
+                    return act(_linear(x, w0)) * _linear(x, w1)
+        else:
+            wi = self._linear(dense.wi, pick(dense.wi))
+
+            def up(x, wi=wi, act=act):
+                return act(wi(x))
+        wo = self._linear(dense.wo, pick(dense.wo))
+        return lambda x, up=up, wo=wo: wo(up(x))
+
+    def encode(self, inputs: dict):
+        """The T5 encoder's last hidden state for ``input_ids`` or ``inputs_embeds`` +
+        ``attention_mask``: transformers' ops (sdpa with the bidirectional relative position bias,
+        where(padding, bias, min) when a row is padded), without its per-call machinery."""
+        import torch
+        import torch.nn.functional as F
+        hidden = inputs.get("inputs_embeds")
+        if hidden is None:
+            hidden = F.embedding(inputs["input_ids"], self.encoder_embed)
+        rows, length = hidden.shape[:2]
+        heads, d_kv, inner = self.heads, self.d_kv, self.inner
+        bias = self.encoder_bias.compute_bias(length, length, device=hidden.device)
+        mask = inputs.get("attention_mask")
+        if mask is not None and not bool(mask.all()):
+            bias = torch.where(mask[:, None, None, :].bool(), bias, torch.finfo(hidden.dtype).min)
+        bias = bias.contiguous()
+        norm = self._norm
+        for ln_attention, (wq, wk, wv, wo), ln_ff, ff in self.encoder_layers:
+            x = norm(hidden, ln_attention)
+            q, k, v = (_linear(x, w).view(rows, length, heads, d_kv).transpose(1, 2) for w in (wq, wk, wv))
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=0.0, scale=1.0)
+            hidden = hidden + _linear(attended.transpose(1, 2).reshape(rows, length, inner), wo)
+            hidden = hidden + ff(norm(hidden, ln_ff))
+        return norm(hidden, self.encoder_norm)
 
     def _linear(self, module, int8: bool):
         if int8:
@@ -257,10 +297,10 @@ class T5Decoder:
         heads, d_kv, inner = self.heads, self.d_kv, self.inner
         row_exact = self.quantized
         if row_exact:
-            parts = [self.encoder(**encode([prompt]), return_dict=True).last_hidden_state for prompt in prompts]
+            parts = [self.encode(encode([prompt])) for prompt in prompts]
         else:
             inputs = encode(prompts)
-            parts = [self.encoder(**inputs, return_dict=True).last_hidden_state]
+            parts = [self.encode(inputs)]
         rows = len(prompts)
         device, dtype = parts[0].device, parts[0].dtype
         # cross-attention keys/values of each layer: one (keys, values, mask) per part; the masks
@@ -290,6 +330,7 @@ class T5Decoder:
         ids = np.full((rows, max_new_tokens + 1), pad_id, dtype=np.int64)
         ids[:, 0] = decoder_start_id
         finished = np.zeros(rows, dtype=bool)
+        all_rows = list(range(rows))
         tokens = torch.full((rows, 1), decoder_start_id, dtype=torch.long, device=device)
         steps = 0
         for t in range(max_new_tokens):
@@ -318,10 +359,13 @@ class T5Decoder:
                 logits = torch.cat([_linear(hidden[row:row + 1], self.head) for row in range(rows)])[:, 0].cpu()
             else:
                 logits = _linear(hidden, self.head)[:, 0].cpu()
-            active = np.flatnonzero(~finished)
-            ids[active, t + 1] = processor.decide_rows(active.tolist(), ids[active, :t + 1],
-                                                       logits[:, 1:1 + code_num][active],
-                                                       logits[:, end_index:end_index + 1][active])
+            code_scores, end_scores = logits[:, 1:1 + code_num], logits[:, end_index:end_index + 1]
+            if finished.any():
+                active = np.flatnonzero(~finished)
+                ids[active, t + 1] = processor.decide_rows(active.tolist(), ids[active, :t + 1],
+                                                           code_scores[active], end_scores[active])
+            else:
+                ids[:, t + 1] = processor.decide_rows(all_rows, ids[:, :t + 1], code_scores, end_scores)
             steps = t + 1
             finished |= ids[:, t + 1] == eos_id
             if finished.all():

@@ -201,14 +201,17 @@ class MotionSpanProcessor:
             if forced is None:
                 groups.setdefault((end_allowed, self.generators[row] is None), []).append(position)
         for (end_allowed, greedy), positions in groups.items():
-            index = torch.tensor(positions)
-            choices = code_scores[index]
+            if len(positions) == len(rows):            # every row (positions are in order)
+                choices, ends = code_scores, end_scores
+            else:
+                index = torch.tensor(positions)
+                choices, ends = code_scores[index], end_scores[index]
             if end_allowed:
-                choices = torch.cat([choices, end_scores[index]], 1)
+                choices = torch.cat([choices, ends], 1)
             if greedy:
                 chosen = torch.argmax(choices, dim=1)
             else:
-                logits = choices / self.temperature
+                logits = choices / self.temperature if self.temperature != 1.0 else choices   # x / 1 == x
                 k = min(self.top_k, logits.shape[1]) if self.top_k else logits.shape[1]
                 top_values, top_indices = torch.topk(logits, k, dim=1)
                 cumulative = torch.cumsum(torch.softmax(top_values.double(), dim=1), 1)

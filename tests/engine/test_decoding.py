@@ -97,6 +97,19 @@ def test_float32_loop_logits_are_bit_identical_to_generate(lm, monkeypatch):
         assert torch.equal(fast[key], reference[key]), key
 
 
+def test_our_encoder_pass_is_bit_identical_to_the_t5_encoder(lm):
+    decoder = lm.decoder()
+    with torch.inference_mode():
+        for prompts in (PROMPTS[:1], PROMPTS):                      # no padding, then padded rows
+            inputs = lm.encode_prompts(prompts)
+            ours = decoder.encode(inputs)
+            theirs = lm.t5.get_encoder()(**inputs, return_dict=True).last_hidden_state
+            assert torch.equal(ours, theirs)
+        embeds = {"inputs_embeds": torch.randn(2, 7, 32, generator=torch.Generator().manual_seed(0)),
+                  "attention_mask": torch.tensor([[1] * 7, [1] * 4 + [0] * 3])}   # as a text side gives them
+        assert torch.equal(decoder.encode(embeds), lm.t5.get_encoder()(**embeds, return_dict=True).last_hidden_state)
+
+
 @pytest.mark.parametrize("top_k, temperature", [(50, 1.0), (5, 0.7), (0, 1.3)])
 def test_decide_rows_equals_decide_row_by_row(lm, top_k, temperature):
     vocab, rows = lm.vocab, 12
