@@ -13,15 +13,24 @@ Models:
   layers, 4 heads, d_ff 1024, vocabulary 4000 + 515; VQ-VAE width 256, 512 codes); it generates
   exactly as many tokens as the bundled model and so costs the same time.
 
-What is measured (all on the CPU, fp32, best of the repetitions; torch's default thread count, or
+What is measured (all on the CPU, best of the repetitions; torch's default thread count, or
 MOTIONGPT_BENCH_THREADS=N: on a machine whose cores are busy with other work, 2 threads spend most of
 their time waiting for each other at every op, so 1 thread gives the representative numbers there):
-- ``ours_s``: ``MotionLanguageModel.generate_motion`` for a 9.8 s clip (49 codes: start, 49 codes,
-  end, ``</s>`` = 52 generated tokens), prompt tokenisation and the per-token constraint included.
+- ``ours_s``: ``MotionLanguageModel.generate_motion`` as the engine runs it by default
+  (``quantize="auto"``, engine/decoding.py) for a 9.8 s clip (49 codes: start, 49 codes, end,
+  ``</s>`` = 52 generated tokens), prompt tokenisation and the per-token constraint included.
+  ``ours_decoding`` says how it decoded: "float32" (the bundled model: its layers are too small
+  for int8 to pay) or "int8" (the base-size model, on a CPU with VNNI).
 - ``plain_generate_s``: "plain" = ``t5.generate(input_ids, attention_mask, max_new_tokens=52,
-  min_new_tokens=52)`` on the same encoded prompt and the same model: every other setting is
-  transformers' default (greedy, one beam, KV cache on, no logits processor of ours, full
+  min_new_tokens=52)`` on the same encoded prompt and the same float32 model: every other setting
+  is transformers' default (greedy, one beam, KV cache on, no logits processor of ours, full
   32615-row lm_head every step); min_new_tokens only makes it produce as many tokens as ours.
+- ``ours_float32_s`` (base_random only): ours with ``quantize="none"``, the same loop in float32
+  (tokens identical to generate's), to show what the loop gives and what int8 adds.
+- ``ours_decoder_build_s`` / ``ours_decoder_build_extra_peak_rss_mb``: the one-time build of the
+  decoder on the first call (int8: quantizing the weights; the int8 copy of the decoder linears is
+  kept beside the float32 model, which training and saving use), not in ours_s (a loaded model pays
+  it once).
 - ``ratio_ours_to_plain``: ours_s / plain_generate_s (target <= 0.5).
 - ``lm_batch64_s`` / ``lm_one_by_one_64_s``: the language model alone, 64 prompts (49 codes each)
   in one ``generate_motion`` call vs one call per prompt.
@@ -33,14 +42,30 @@ their time waiting for each other at every op, so 1 thread gives the representat
   kernel's peak mark (VmHWM) is reset before the part (/proc/self/clear_refs, Linux) and read after
   it, minus the RSS at its start; ``peak_rss_mb``: the peak of the whole run.
 
-Why ours is not at 0.5x plain (measured, 1 thread): a decoding step is matrix-vector products over
-the weights (torch linear + attention kernels are ~96 % of plain generate's profile; transformers'
-per-step Python is a few %). Ours already has what can be removed without changing numbers: KV
-cache, one encoder pass, inference_mode, and lm_head restricted to the 515 rows a motion string can
-use (lm_head is 25 M of the ~124 M multiply-adds per step of the base-size model: ~0.84x; the small
-model's lm_head is a smaller share: ~0.95x). Halving the time further needs fewer weight bytes per
-step (bf16: tried on this CPU, only ~10 % faster and different samples; int8) -- a precision
-change, not an overhead removal.
+Where ours' speed comes from (measured, 1 thread, on a 2-core machine busy with training). A
+decoding step is matrix-vector products over the weights plus, for a small model, Python:
+transformers' generate spends ~3 ms per step of the bundled model in bookkeeping, module calls,
+mask and cache objects while its matmuls take ~0.9 ms. Ours (engine/decoding.py): one encoder
+pass, KV cache, inference_mode, lm_head on the 515 rows a motion string can use (for the
+base-size model lm_head is 25 M of the ~124 M multiply-adds per step), and encoder and decoding
+loop of our own that run the same tensor ops as transformers on a preallocated cache (float32
+logits bit-identical to generate's, so the same tokens): ~0.48-0.51x plain on the bundled model
+(over runs), ~0.7x on the base-size one (``ours_float32_s``). What is left of a bundled-model
+step (~1.6 ms): half is its 37 float32 matrix-vector products (memory-bound: the 18 MB of decoder
+weights do not stay in L2), half ~250 small tensor ops at a few microseconds of dispatch each;
+going further needs fused kernels (torch.compile / TorchScript: other numerics or deprecated) or
+fewer weight bytes. The base-size model's steps are memory-bound matrix-vector products over
+~400 MB of float32 weights, which only fewer weight bytes shorten: with ``quantize="auto"`` its
+decoder linears are int8 (per-row weight scales; each input row scaled to [-1, 1] so that batch
+rows equal single calls; fbgemm kernels, 8-bit inputs on CPUs with VNNI): ~0.32x plain, 2.2x
+faster than float32, for a one-time 0.7 s quantization and ~170 MB more memory. On the bundled
+model int8 is slower (its 256-wide matmuls are too small for the quantization overhead to pay),
+so it stays float32. Quality of int8, forced on the bundled model: bench quality (160 clips)
+text-to-motion R-precision top-1 0.725 vs 0.719 float32, FID 0.104 vs 0.103, prediction ADE
+0.803 vs 0.811 m, in-between within 1 mm; bench_tasks (30 clips, 4 seed sets) text-to-motion
+described back 0.55 vs 0.58 (float32 alone ranges 0.47-0.63 over the seed sets), in-between
+109.5 vs 110.5 mm. With 7-bit inputs (CPUs without VNNI) describe-back fell to 0.48, so "auto"
+keeps those CPUs in float32. bf16 was tried before: only ~10 % faster on this CPU.
 The base-size model is slow on 2 CPU cores, so it gets one repetition of each (after a short
 warm-up) and no batch measurement; the batch is measured on the bundled (size) model.
 """
@@ -125,12 +150,23 @@ def random_bundled_size_model():
     return MotionGPT(vq.eval(), MotionLanguageModel(t5, text_tokenizer, 512), MotionGPTConfig())
 
 
-def plain_vs_ours(lm, repeats: int, codes: int = CLIP_CODES) -> dict:
-    """Best-of-``repeats`` seconds of ours and of plain generate, interleaved, same prompt."""
+def decoding_of(lm) -> str:
+    decoder = lm.decoder()
+    if decoder is None:
+        return "transformers generate"
+    if not decoder.quantized:
+        return "float32"
+    return f"int8 ({decoder.int8_layers} decoder linears, {7 if decoder.reduce_range else 8}-bit inputs)"
+
+
+def plain_vs_ours(lm, repeats: int, codes: int = CLIP_CODES, float32_too: bool = False) -> dict:
+    """Best-of-``repeats`` seconds of ours and of plain generate, interleaved, same prompt
+    (``float32_too``: also ours with quantize="none")."""
     from engine.lm import T2M_LENGTH_PROMPT
 
     prompt = lm.fit_prompt(T2M_LENGTH_PROMPT, PROMPT, frames=codes * 4)
     tokens = codes + 3
+    default_mode = lm.quantize
 
     def plain():    # the same encoder inputs (text side included), then generate's defaults
         return lm.t5.generate(**lm.encode_prompts([prompt]), max_new_tokens=tokens, min_new_tokens=tokens)
@@ -138,21 +174,39 @@ def plain_vs_ours(lm, repeats: int, codes: int = CLIP_CODES) -> dict:
     def ours():
         return lm.generate_motion([prompt], [codes], [codes], seeds=[0])
 
+    def ours_float32():
+        lm.quantize = "none"
+        try:
+            return ours()
+        finally:
+            lm.quantize = default_mode
+
+    start = reset_peak()
+    started = time.perf_counter()
+    decoding = decoding_of(lm)                                              # builds the decoder once
+    build_seconds = time.perf_counter() - started
+    build_peak = phase_peak_mb(start)
     lm.t5.generate(**lm.encode_prompts([prompt]), max_new_tokens=2)      # warm-up
     lm.generate_motion([prompt], [1], [1], seeds=[0])
-    best = {"plain": float("inf"), "ours": float("inf")}
+    calls = [("plain", plain), ("ours", ours)] + ([("ours_float32", ours_float32)] if float32_too else [])
+    best = {name: float("inf") for name, _ in calls}
     for _ in range(repeats):
-        for name, call in (("plain", plain), ("ours", ours)):
+        for name, call in calls:
             started = time.perf_counter()
             result = call()
             best[name] = min(best[name], time.perf_counter() - started)
-            if name == "ours":
+            if name.startswith("ours"):
                 assert len(result[0]) == codes
             else:
                 assert result.shape[1] == tokens + 1          # decoder start + generated tokens
-    return {"generated_tokens": tokens, "ours_s": best["ours"], "plain_generate_s": best["plain"],
-            "ratio_ours_to_plain": best["ours"] / best["plain"], "ours_tokens_per_s": tokens / best["ours"],
-            "repetitions": repeats}
+    result = {"generated_tokens": tokens, "ours_s": best["ours"], "plain_generate_s": best["plain"],
+              "ratio_ours_to_plain": best["ours"] / best["plain"], "ours_tokens_per_s": tokens / best["ours"],
+              "ours_decoding": decoding, "ours_decoder_build_s": build_seconds,
+              "ours_decoder_build_extra_peak_rss_mb": build_peak, "repetitions": repeats}
+    if float32_too:
+        result.update({"ours_float32_s": best["ours_float32"],
+                       "ratio_ours_float32_to_plain": best["ours_float32"] / best["plain"]})
+    return result
 
 
 def lm_batch_vs_one_by_one(lm) -> dict:
@@ -226,14 +280,16 @@ def run() -> dict:
                "plain_means": "t5.generate(input_ids, attention_mask, max_new_tokens=52, min_new_tokens=52) on "
                "the same model and encoded prompt, all else transformers' defaults: greedy, 1 beam, KV cache, "
                "full-vocabulary lm_head, no constraint",
-               "ours_means": "MotionLanguageModel.generate_motion: tokenisation + generate with KV cache, one "
-               "encoder pass, inference_mode, lm_head on the 514 motion rows + </s> only, and the "
-               "per-token motion constraint with top-k sampling"}
+               "ours_means": "MotionLanguageModel.generate_motion as the engine runs it by default (quantize="
+               "'auto'): tokenisation, one encoder pass, our own decoding loop (engine/decoding.py) with a "
+               "preallocated KV cache, inference_mode, lm_head on the 514 motion rows + </s> only, the per-token "
+               "motion constraint with top-k sampling; float32, or int8 decoder linears where the model is big "
+               "enough for int8 to pay (ours_decoding)"}
     start = reset_peak()
     lm = base_size_lm()
     results["base_random_build_extra_peak_rss_mb"] = phase_peak_mb(start)
     results["base_random_parameters_M"] = sum(p.numel() for p in lm.t5.parameters()) / 1e6
-    results["base_random"] = plain_vs_ours(lm, repeats=1)
+    results["base_random"] = plain_vs_ours(lm, repeats=1, float32_too=True)
     start = reset_peak()
     lm.generate_motion([PROMPT], [CLIP_CODES], [CLIP_CODES], seeds=[0])
     results["base_random"]["ours_extra_peak_rss_mb"] = phase_peak_mb(start)

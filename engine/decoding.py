@@ -36,7 +36,7 @@ from $MOTIONGPT_QUANTIZE, else "auto"):
   weights, on a CPU with VNNI, else none (all or none, so no float32 linear feeds an int8 one).
   Measured on 1 thread: a 768 x 2048 matrix-vector product 230 -> 74 us in int8, but a 256 x 1024
   one 17 -> 29 us (the per-call quantization overhead dominates). So the bundled model (d_model
-  256) decodes in float32 and a flan-t5-base-sized one (768) in int8: 52 tokens 1.8 s -> 0.7 s.
+  256) decodes in float32 and a flan-t5-base-sized one (768) in int8: 52 tokens 1.8 s -> 0.8 s.
 The cross-attention keys/values (once per call), the encoder and the lm_head rows stay float32.
 
 Quality of int8, forced on the bundled model (bench_tasks metrics, 30 validation clips, 4 seed

@@ -431,7 +431,7 @@ class MotionLanguageModel:
         # goes through transformers' generate instead (float32, the reference the loop is tested against)
         self.quantize = resolve_quantize(quantize)
         self.fast_decoding = True
-        self._decoder = None           # (model state, quantize, T5Decoder): built once per weights
+        self._decoders = {}            # quantize mode -> (model state, T5Decoder): built once per weights
         self.text_side = text_side     # engine.text_side.TextSide: captions read by the pretrained encoder
         self.vocab = MotionVocabulary.from_tokenizer(text_tokenizer, code_num, source)
         if t5.config.vocab_size < self.vocab.vocab_size:
@@ -549,23 +549,24 @@ class MotionLanguageModel:
         from .decoding import T5Decoder, _supported, model_state
         if not self.fast_decoding or not _supported(self.t5):
             return None
-        state = (model_state(self.t5), self.quantize)
-        if self._decoder is None or self._decoder[0] != state:
-            self._decoder = None
+        state, mode = model_state(self.t5), self.quantize
+        cached = self._decoders.get(mode)
+        if cached is None or cached[0] != state:
+            self._decoders = {m: entry for m, entry in self._decoders.items() if entry[0] == state}
             rows = [self.vocab.eos_id] + list(range(self.vocab.first_id,
                                                     self.vocab.first_id + self.vocab.code_num + MOTION_EXTRA_TOKENS))
             import torch
             with torch.inference_mode():
                 try:
-                    decoder = T5Decoder(self.t5, rows, self.quantize)
+                    decoder = T5Decoder(self.t5, rows, mode)
                 except Exception as error:  # int8 kernels missing or changed in this torch build
-                    if self.quantize == "none":
+                    if mode == "none":
                         raise
                     warnings.warn(f"int8 decoding is not available ({type(error).__name__}: {error}); "
                                   "decoding in float32", RuntimeWarning, stacklevel=2)
                     decoder = T5Decoder(self.t5, rows, "none")
-            self._decoder = (state, decoder)
-        return self._decoder[1]
+            self._decoders[mode] = cached = (state, decoder)
+        return cached[1]
 
     def generate_motion(self, prompts: Sequence[str], min_codes: Sequence[int], max_codes: Sequence[int],
                         seeds: Sequence[int | None] | None = None, top_k: int = 50, temperature: float = 1.0,

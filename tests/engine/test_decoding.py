@@ -231,6 +231,20 @@ def test_the_decoder_is_built_once_and_follows_weight_changes(text_tokenizer):
     assert any(not np.array_equal(a, b) for a, b in zip(first, fast))
 
 
+def test_switching_modes_keeps_each_built_decoder(text_tokenizer):
+    lm = make_lm(text_tokenizer, "none")
+    float32 = lm.decoder()
+    lm.quantize = "int8"
+    int8 = lm.decoder()
+    lm.quantize = "none"
+    assert lm.decoder() is float32
+    lm.quantize = "int8"
+    assert lm.decoder() is int8
+    with torch.no_grad():
+        lm.t5.shared.weight.add_(0.0)                 # any in-place change: every built decoder is stale
+    assert lm.decoder() is not int8
+
+
 def test_training_mode_uses_generate(text_tokenizer):
     lm = make_lm(text_tokenizer, "none")
     lm.t5.train()
