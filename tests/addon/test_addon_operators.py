@@ -290,6 +290,7 @@ def test_batch_survives_a_killed_worker(rig, addon):
     from motiongpt_addon import client
     bpy.data.texts.new("list").from_string("a person walks\na person runs\na person jumps\n")
     bpy.context.scene.motiongpt.auto_duration = False
+    bpy.context.scene.motiongpt.seconds = 60.0    # long requests: the next one is still running at the kill
     assert bpy.ops.motiongpt.batch(text_name="list", asynchronous=True) == {'FINISHED'}
     job = operators.running_job()
     drive_until(operators, lambda: job.applied >= 1)
@@ -297,7 +298,7 @@ def test_batch_survives_a_killed_worker(rig, addon):
     drive_until(operators, lambda: job.finished)
     assert job.state == 'FAILED' and "stopped unexpectedly" in job.error
     kept = len(rig.animation_data.nla_tracks["MotionGPT Batch"].strips)
-    assert kept >= 1
+    assert 1 <= kept < 3
     assert bpy.ops.motiongpt.batch(text_name="list") == {'FINISHED'}        # a new worker finishes the rest
     assert len(rig.animation_data.nla_tracks["MotionGPT Batch"].strips) == 3
 
