@@ -35,7 +35,6 @@ SECONDS = 4.0
 def previous_model(folder: Path) -> Path | None:
     """A model folder with today's tokenizer and the BPE-only language model of WITHOUT_COMMIT,
     or None when git history is not available."""
-    from engine.lm import MotionLanguageModel  # noqa: F401  (fail early when the engine is broken)
     from engine.model import DEFAULT_MODEL
     repo = Path(__file__).resolve().parents[1]
     (folder / "lm").mkdir(parents=True)
@@ -118,7 +117,7 @@ def run() -> dict:
             results["without_note"] = f"git history with {WITHOUT_COMMIT} is not available"
         else:
             without = MotionGPT.from_pretrained(folder)
-            without_accuracy, without_captions = round_trip(without, model, prompts)
+            without_accuracy, _ = round_trip(without, model, prompts)
             results["round_trip_without"] = round(without_accuracy, 3)
     results.update({k: round(v, 3) if isinstance(v, float) else v for k, v in retrieval(model, prompts).items()})
     from bench.paraphrases import action_of_caption

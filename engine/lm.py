@@ -363,7 +363,6 @@ def load_t5(folder: str | Path, device, dtype):
     """T5ForConditionalGeneration from a folder, lm_head kept untied, eval mode."""
     import logging
 
-    import torch
     from transformers import T5ForConditionalGeneration
     from transformers.utils import logging as hf_logging
 

@@ -36,7 +36,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .errors import MotionError
-from .motion import Motion, Normalizer
+from .motion import Normalizer
 from .tokenizer import MotionTokenizer, TokenizerConfig, codebook_usage, resolve_device
 
 RIC_CHANNELS = slice(4, 67)  # root-relative joint positions: the channels of the "velocity" loss
@@ -233,7 +233,6 @@ def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
     optimizer = torch.optim.AdamW(trained, lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
     # root rotation velocity (channel 0) back in radians per frame, for the heading loss
     turn_std = torch.tensor(float(normalizer.std[0]), device=device)
-    turn_mean = torch.tensor(float(normalizer.mean[0]), device=device)
     generator = torch.Generator().manual_seed(config.seed + 1000 * ranks.rank)
     step, best = 0, math.inf
 

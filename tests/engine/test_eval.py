@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import Motion, Normalizer
+from engine import Normalizer
 from engine.bvh import read_bvh
 from engine.data import HAND_OPEN_CONTENT, bandai_captions, split_of, working_hand
 from engine.eval import (DEFAULT_EVALUATOR, EvalSettings, EvaluatorConfig, TextMotionEvaluator, ade_fde, bert_score,
