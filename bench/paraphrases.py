@@ -71,7 +71,6 @@ def action_of_caption(caption: str) -> str:
 
 def action_of_clip(name: str) -> str | None:
     """The paraphrase action of a Bandai dataset clip name (mirrors "M..." included), or None."""
-    parts = name.lstrip("M").split("_")
-    if not parts[0].startswith("dataset-") or len(parts) < 2:
-        return None
-    return ACTION_OF_CONTENT.get(parts[1])
+    from engine.data import bandai_labels_of_clip
+    labels = bandai_labels_of_clip(name)
+    return ACTION_OF_CONTENT.get(labels[0]) if labels else None

@@ -30,7 +30,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -192,6 +192,69 @@ def augment_caption(caption: str, rng: np.random.Generator) -> str:
     return caption
 
 
+# Bandai contents that travel (a place can follow their verb) and gestures (a context can follow).
+LOCOMOTION_CONTENT = {"walk", "run", "dash", "walk-back", "walk-left", "walk-right", "walk-turn-left",
+                      "walk-turn-right"}
+GESTURE_CONTENT = {"bow", "bye", "byebye", "guide", "respond", "call", "wave-both-hands", "wave-left-hand",
+                   "wave-right-hand", "raise-up-both-hands", "raise-up-left-hand", "raise-up-right-hand"}
+_HAND_IN_CAPTION = re.compile(r"with (the left hand|the right hand|both hands)")
+
+
+def bandai_labels_of_clip(name: str) -> tuple[str, str] | None:
+    """(content, style) of a dataset clip name, or None for a clip that is not Bandai's. A mirrored
+    clip ("M" + name) shows the other side: its content's left and right are swapped
+    ("Mdataset-2_wave-left-hand_happy_001" -> ("wave-right-hand", "happy"))."""
+    mirrored = name.startswith("M")
+    stem = name[1:] if mirrored else name
+    if not stem.startswith("dataset-"):
+        return None
+    try:
+        content, style = _bandai_labels(stem)
+    except MotionError:
+        return None
+    return (mirror_caption(content) if mirrored else content), style
+
+
+def _with_adjective(subject: str, adjective: str) -> str:
+    """'a soldier' + 'gloomy' -> 'a gloomy soldier'; 'the hero' -> 'the gloomy hero'."""
+    article, _, rest = subject.partition(" ")
+    if article in ("a", "an"):
+        article = "an" if adjective[0] in "aeiou" else "a"
+    return f"{article} {adjective} {rest}"
+
+
+def rephrase_caption(name: str, captions: Sequence[str], rng: np.random.Generator) -> str:
+    """A free-form caption for a Bandai clip, composed from ``engine.caption_bank``: a subject (with a
+    style adjective, or a style adverb after the verb), one of many verb phrases of the clip's
+    content, sometimes a place (locomotion) or a context (gestures): "a gloomy janitor trudges
+    down the street". The working hand comes from the clip's own captions. Other clips (CMU, or a
+    content the bank lacks) get one of their ``captions`` unchanged."""
+    from . import caption_bank as bank
+
+    labels = bandai_labels_of_clip(name)
+    if labels is None or labels[0] not in bank.CONTENT_PHRASES or labels[1] not in BANDAI_STYLE:
+        return captions[int(rng.integers(len(captions)))]
+    content, style = labels
+
+    def pick(options: Sequence[str]) -> str:
+        return options[int(rng.integers(len(options)))]
+
+    hand = _HAND_IN_CAPTION.search(" ".join(captions))
+    hand_phrase = f" with {hand.group(1)}" if hand and content in HAND_OPEN_CONTENT else ""
+    verb = pick(bank.CONTENT_PHRASES[content] + tuple(BANDAI_CONTENT[content])).format(hand=hand_phrase)
+    subject = pick(bank.SUBJECTS + CAPTION_SUBJECTS)
+    if content in LOCOMOTION_CONTENT and rng.random() < 0.4:
+        verb += " " + pick(bank.LOCOMOTION_PLACES)
+    elif content in GESTURE_CONTENT and rng.random() < 0.3:
+        verb += " " + pick(bank.GESTURE_CONTEXTS)
+    if style != "normal":
+        if rng.random() < 0.5 and subject.split()[0] in ("a", "an", "the"):
+            subject = _with_adjective(subject, pick(bank.STYLE_ADJECTIVES[style]))
+        else:
+            verb += (", " if rng.random() < 0.5 else " ") + pick(bank.STYLE_ADVERBS[style])
+    return f"{subject} {verb}"
+
+
 def caption_words(text: str) -> set[str]:
     """The lower-case words of a text (letters, digits, apostrophes, hyphenated parts split)."""
     return set(re.findall(r"[a-z0-9']+", text.lower()))
@@ -199,8 +262,8 @@ def caption_words(text: str) -> set[str]:
 
 def training_vocabulary(shared_data: str | Path | None = None) -> set[str]:
     """Every word a training caption can contain: all Bandai label phrasings (every content x
-    style x hand), their mirrors, the CMU descriptions' phrasings (read from ``shared_data``/cmu)
-    and the augmentation's subjects. A paraphrase test set must avoid these words."""
+    style x hand), their mirrors, the CMU descriptions' phrasings (read from ``shared_data``/cmu),
+    the augmentation's subjects and every phrase of ``engine.caption_bank`` (``rephrase_caption``). A paraphrase test set must avoid these words."""
     root = Path(shared_data) if shared_data else DEFAULT_SHARED_DATA
     captions: list[str] = []
     for content in BANDAI_CONTENT:
@@ -215,6 +278,10 @@ def training_vocabulary(shared_data: str | Path | None = None) -> set[str]:
     for line in lines:
         if "\t" in line:
             captions += cmu_captions(line.split("\t", 1)[1])
+    from . import caption_bank as bank
+    for phrases in (*bank.CONTENT_PHRASES.values(), *bank.STYLE_ADVERBS.values(), *bank.STYLE_ADJECTIVES.values(),
+                    bank.SUBJECTS, bank.LOCOMOTION_PLACES, bank.GESTURE_CONTEXTS):
+        captions += [phrase.replace("{hand}", "") for phrase in phrases]
     captions += [mirror_caption(c) for c in captions] + list(CAPTION_SUBJECTS)
     words: set[str] = set()
     for caption in captions:

@@ -78,6 +78,8 @@ class LMTraining:
     contrastive: float = 0.2           # text-motion InfoNCE weight (with text_side)
     contrastive_batch: int = 32        # (clip, caption) pairs per step for it
     augment: float = 0.5               # share of captions rephrased by engine.data.augment_caption
+    rephrase: float = 0.0              # share of prompt captions composed by engine.data.rephrase_caption
+    balance: float = 0.0               # 0: every clip equally often; 1: every content label equally often
     fp16: bool = False                 # write best/ in float16 (for shipping)
     resume: bool = False
     device: str | None = None
@@ -92,6 +94,7 @@ class LMTraining:
 class TokenClip:
     codes: np.ndarray          # (N,) int64
     captions: list[str]
+    name: str = ""             # the dataset clip's name ("Mdataset-2_bow_happy_003"): its labels
 
 
 def encode_dataset(data: Path, tokenizer, split: str) -> list[TokenClip]:
@@ -107,13 +110,14 @@ def encode_dataset(data: Path, tokenizer, split: str) -> list[TokenClip]:
             starts.append(len(clip.features) - WINDOW_FRAMES)
         for start in starts:
             windows.append(clip.features[start: start + WINDOW_FRAMES])
-            owners.append(clip.captions)
+            owners.append((clip.captions, clip.name))
     if not windows:
         raise MotionError(f"{data}/{split}.txt: no clip with captions and {step} frames or more")
     result = []
     for first in range(0, len(windows), 256):
-        for codes, captions in zip(tokenizer.encode_batch(windows[first: first + 256]), owners[first: first + 256]):
-            result.append(TokenClip(codes, captions))
+        for codes, (captions, name) in zip(tokenizer.encode_batch(windows[first: first + 256]),
+                                           owners[first: first + 256]):
+            result.append(TokenClip(codes, captions, name))
     return result
 
 
@@ -121,13 +125,13 @@ def load_or_encode(run: Path, data: Path, tokenizer_dir: Path, main_rank: bool) 
     """The cached first pass (``run/tokens.json``), computed by rank 0 when absent or stale."""
     from .tokenizer import MotionTokenizer
     cache = run / "tokens.json"
-    stamp = {"data": str(data.resolve()), "tokenizer": str(tokenizer_dir.resolve()),
+    stamp = {"version": 2, "data": str(data.resolve()), "tokenizer": str(tokenizer_dir.resolve()),
              "weights_mtime": (tokenizer_dir / "model.safetensors").stat().st_mtime}
     if main_rank and (not cache.is_file() or json.loads(cache.read_text())["stamp"] != stamp):
         tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir)
         values = {"stamp": stamp}
         for split in ("train", "val"):
-            values[split] = [{"codes": c.codes.tolist(), "captions": c.captions}
+            values[split] = [{"codes": c.codes.tolist(), "captions": c.captions, "name": c.name}
                              for c in encode_dataset(data, tokenizer, split)]
         run.mkdir(parents=True, exist_ok=True)
         cache.with_suffix(".tmp").write_text(json.dumps(values), encoding="utf-8")
@@ -135,7 +139,7 @@ def load_or_encode(run: Path, data: Path, tokenizer_dir: Path, main_rank: bool) 
     if dist.is_initialized():
         dist.barrier()
     values = json.loads(cache.read_text(encoding="utf-8"))
-    return {split: [TokenClip(np.asarray(c["codes"], dtype=np.int64), c["captions"]) for c in values[split]]
+    return {split: [TokenClip(np.asarray(c["codes"], dtype=np.int64), c["captions"], c["name"]) for c in values[split]]
             for split in ("train", "val")}
 
 
@@ -146,6 +150,11 @@ class ExampleSampler:
                  mark=None):
         self.clips, self.vocab, self.config, self.step = clips, vocab, config, frames_per_token
         self.mark = mark or (lambda caption: caption)     # engine.text_side.mark_caption with a text side
+        self.weights = clip_weights(clips, config.balance)
+
+    def clip(self, rng: np.random.Generator) -> TokenClip:
+        """A random clip, drawn with ``self.weights``."""
+        return self.clips[rng.choice(len(self.clips), p=self.weights)]
 
     def caption(self, clip: TokenClip, rng: np.random.Generator) -> str:
         """One of the clip's captions, rephrased (``augment`` of the time)."""
@@ -153,13 +162,21 @@ class ExampleSampler:
         caption = clip.captions[rng.integers(len(clip.captions))]
         return augment_caption(caption, rng) if rng.random() < self.config.augment else caption
 
+    def prompt_caption(self, clip: TokenClip, rng: np.random.Generator) -> str:
+        """The caption a prompt reads: composed by ``engine.data.rephrase_caption`` (``rephrase`` of
+        the time), else ``caption``. Targets (captioning) keep the label phrasings."""
+        from .data import rephrase_caption
+        if self.config.rephrase and rng.random() < self.config.rephrase:
+            return rephrase_caption(clip.name, clip.captions, rng)
+        return self.caption(clip, rng)
+
     def sample(self, tasks: dict[str, float], rng: np.random.Generator) -> tuple[str, str, str]:
         """(task, prompt, target) of one random clip, random task, random crop."""
         names = list(tasks)
         task = names[rng.choice(len(names), p=np.array([tasks[n] for n in names]) / sum(tasks.values()))]
-        clip = self.clips[rng.integers(len(self.clips))]
-        plain = self.caption(clip, rng)
-        caption = self.mark(plain)                    # in prompts; targets get the plain caption
+        clip = self.clip(rng)
+        plain = self.caption(clip, rng)               # captioning targets
+        caption = self.mark(self.prompt_caption(clip, rng))
         codes = clip.codes
         if len(codes) > 3:  # crop up to one token at each end
             codes = codes[rng.integers(2): len(codes) - rng.integers(2)]
@@ -191,6 +208,24 @@ class ExampleSampler:
         return task, prompt, vocab.motion_string(codes)
 
 
+def clip_weights(clips: list[TokenClip], balance: float) -> np.ndarray:
+    """(N,) sampling probabilities: ``1 - balance`` spread evenly over the clips, ``balance`` evenly
+    over the content labels (``engine.data.bandai_labels_of_clip``; every other clip counts as one
+    label, "other") and within a label evenly over its clips. Bandai's bows and backward walks are
+    28 and 26 of 5,600 training clips: balance brings them up to a label's share."""
+    from .data import bandai_labels_of_clip
+    if not 0.0 <= balance <= 1.0:
+        raise MotionError(f"--balance {balance}: must be between 0 and 1")
+    labels = [(bandai_labels_of_clip(clip.name) or ("other",))[0] for clip in clips]
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    uniform = np.full(len(clips), 1.0 / len(clips))
+    by_label = np.array([1.0 / (len(counts) * counts[label]) for label in labels])
+    weights = (1.0 - balance) * uniform + balance * by_label
+    return weights / weights.sum()
+
+
 def make_batch(lm: MotionLanguageModel, pairs: list[tuple[str, str, str]]) -> dict:
     """The T5's inputs (``lm.encode_prompts``: ids or, with a text side, embeddings) and labels
     (-100 on padding) of (task, prompt, target) pairs, right-padded."""
@@ -203,8 +238,8 @@ def make_batch(lm: MotionLanguageModel, pairs: list[tuple[str, str, str]]) -> di
 
 def contrastive_batch(lm: MotionLanguageModel, sampler: "ExampleSampler", count: int, rng) -> torch.Tensor:
     """The text-motion InfoNCE loss of ``count`` random (whole clip, caption) pairs."""
-    clips = [sampler.clips[i] for i in rng.integers(len(sampler.clips), size=count)]
-    captions = [sampler.caption(clip, rng) for clip in clips]
+    clips = [sampler.clip(rng) for _ in range(count)]
+    captions = [sampler.prompt_caption(clip, rng) for clip in clips]
     motions = lm.text_tokenizer([lm.vocab.motion_string(clip.codes) for clip in clips], padding=True,
                                 return_tensors="pt").to(lm.device)
     labels = [clip.captions[0] for clip in clips]    # clips with one label share their caption list
@@ -287,7 +322,9 @@ def train_lm(config: LMTraining):
         from .text_encoder import PretrainedTextEncoder
         from .text_side import TextSide, TextSideConfig
         torch.manual_seed(config.seed + 1)
-        text_side = TextSide(TextSideConfig(d_model=model.config.d_model), PretrainedTextEncoder.load(device))
+        text_side = lm.text_side if config.init and lm.text_side is not None else \
+            TextSide(TextSideConfig(d_model=model.config.d_model), PretrainedTextEncoder.load(device))
+        text_side.float()
         text_side.use_cache = True    # the encoder is frozen: each caption's states are computed once
         text_side.to(device)
     model.to(device)

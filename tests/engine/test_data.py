@@ -110,3 +110,30 @@ def test_leading_zero_frames_are_trimmed():
     assert len(trimmed) == len(motion) - 4
     steps = np.linalg.norm(np.diff(trimmed.joints[:, 0], axis=0), axis=-1)
     assert steps.max() < 0.05
+
+
+def test_bandai_labels_of_clip_swap_sides_for_mirrors():
+    from engine.data import bandai_labels_of_clip
+    assert bandai_labels_of_clip("dataset-2_wave-left-hand_happy_001") == ("wave-left-hand", "happy")
+    assert bandai_labels_of_clip("Mdataset-2_wave-left-hand_happy_001") == ("wave-right-hand", "happy")
+    assert bandai_labels_of_clip("Mdataset-1_walk-turn-right_normal_002") == ("walk-turn-left", "normal")
+    assert bandai_labels_of_clip("cmu_01_01") is None and bandai_labels_of_clip("dataset-2_oops") is None
+
+
+def test_rephrased_captions_keep_the_action_the_side_and_the_hand():
+    from engine import caption_bank
+    from engine.data import BANDAI_CONTENT, BANDAI_STYLE, caption_words, rephrase_caption, training_vocabulary
+    assert set(caption_bank.CONTENT_PHRASES) == set(BANDAI_CONTENT)
+    assert set(caption_bank.STYLE_ADVERBS) == set(caption_bank.STYLE_ADJECTIVES) == set(BANDAI_STYLE)
+    rng = np.random.default_rng(0)
+    vocabulary = training_vocabulary()
+    mirrored = [rephrase_caption("Mdataset-2_raise-up-left-hand_tired_004", ["a person raises the right hand"], rng)
+                for _ in range(100)]
+    assert all("right" in c and "left" not in c for c in mirrored)
+    waving = [rephrase_caption("dataset-1_bye_normal_001", ["a person waves goodbye with the left hand"], rng)
+              for _ in range(200)]
+    assert any("with the left hand" in c for c in waving) and not any("right" in c for c in waving)
+    assert not any("{hand}" in c for c in mirrored + waving)
+    for caption in mirrored + waving:
+        assert caption_words(caption) <= vocabulary, caption
+    assert rephrase_caption("cmu_01_01", ["a person: walk"], rng) == "a person: walk"

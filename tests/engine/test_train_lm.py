@@ -113,3 +113,45 @@ def test_captions_are_rephrased_and_marked_for_the_text_side():
     assert {"a man jumps", "a woman jumps", "someone jumps"} <= captions
     assert all(c.endswith(" jumps") for c in captions | targets)
     assert not any("\x02" in t for t in targets)         # targets are plain captions
+
+
+def test_balance_spreads_the_draws_over_content_labels():
+    from engine.lm import MotionVocabulary
+    from engine.train_lm import clip_weights
+    vocab = MotionVocabulary(code_num=32, first_id=400, vocab_size=435)
+    names = [f"dataset-2_raise-up-both-hands_happy_{i:03d}" for i in range(8)] + \
+        ["dataset-2_bow_sad_001", "Mdataset-2_bow_sad_001", "cmu_01_01"]
+    clips = [TokenClip(np.arange(20) % 32, ["a person moves"], name) for name in names]
+    assert np.allclose(clip_weights(clips, 0.0), 1 / 11)
+    balanced = clip_weights(clips, 1.0)
+    assert balanced[:8].sum() == pytest.approx(1 / 3) and balanced[8:10].sum() == pytest.approx(1 / 3)
+    assert balanced[10] == pytest.approx(1 / 3)           # CMU: the label "other"
+    sampler = ExampleSampler(clips, vocab, LMTraining(balance=1.0))
+    rng = np.random.default_rng(0)
+    drawn = [sampler.clip(rng).name for _ in range(3000)]
+    assert sum("_bow_" in name for name in drawn) / 3000 == pytest.approx(1 / 3, abs=0.03)
+    with pytest.raises(MotionError, match="--balance 1.5"):
+        clip_weights(clips, 1.5)
+
+
+def test_rephrased_prompts_come_from_the_caption_bank_and_targets_keep_the_labels():
+    from engine import caption_bank
+    from engine.lm import MotionVocabulary
+    from engine.text_side import split_prompt
+    from engine.text_side import mark_caption
+    vocab = MotionVocabulary(code_num=32, first_id=400, vocab_size=435)
+    labels = ["a person bows sadly", "a sad person bows politely", "someone takes a bow, sadly"]
+    clips = [TokenClip(np.arange(20) % 32, labels, "dataset-2_bow_sad_001")]
+    sampler = ExampleSampler(clips, vocab, LMTraining(augment=0.0, rephrase=1.0), mark=mark_caption)
+    rng = np.random.default_rng(0)
+    prompts, targets = set(), set()
+    for _ in range(300):
+        task, prompt, target = sampler.sample(INSTRUCT_TASKS, rng)
+        if task in ("t2m", "t2m_length", "inbetween_steered"):
+            prompts.add(split_prompt(prompt)[1])
+        if task == "m2t":
+            targets.add(target)
+    assert targets <= set(labels)
+    assert len(prompts) > 50 and not prompts & set(labels)
+    phrases = caption_bank.CONTENT_PHRASES["bow"]
+    assert sum(any(phrase in p for phrase in phrases) for p in prompts) > len(prompts) / 3
