@@ -30,7 +30,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -255,15 +255,42 @@ def rephrase_caption(name: str, captions: Sequence[str], rng: np.random.Generato
     return f"{subject} {verb}"
 
 
+# Label head verbs too general to stand for an action ("takes a bow", "says bye", "gives a response").
+_GENERAL_HEADS = {"takes", "says", "gives", "keeps", "performs", "makes", "throws"}
+
+
+def action_words() -> list[str]:
+    """The words ``engine.lexicon.Lexicon`` may rewrite an unknown word into: the head verb of
+    every Bandai label phrasing ("walks", "bows", "waves", ...) and "backward", "goodbye"."""
+    heads = {phrase.split()[0].replace("{hand}", "") for phrases in BANDAI_CONTENT.values() for phrase in phrases}
+    return sorted((heads - _GENERAL_HEADS) | {"backward", "goodbye"})
+
+
 def caption_words(text: str) -> set[str]:
     """The lower-case words of a text (letters, digits, apostrophes, hyphenated parts split)."""
     return set(re.findall(r"[a-z0-9']+", text.lower()))
 
 
+def caption_vocabulary(captions: Iterable[str]) -> set[str]:
+    """Every word a training caption can contain, given the dataset's ``captions``: their words,
+    their mirrors', the augmentation's subjects and every phrase of ``engine.caption_bank``
+    (``rephrase_caption``)."""
+    from . import caption_bank as bank
+    captions = list(captions)
+    for phrases in (*bank.CONTENT_PHRASES.values(), *bank.STYLE_ADVERBS.values(), *bank.STYLE_ADJECTIVES.values(),
+                    bank.SUBJECTS, bank.LOCOMOTION_PLACES, bank.GESTURE_CONTEXTS):
+        captions += [phrase.replace("{hand}", "") for phrase in phrases]
+    captions += [mirror_caption(c) for c in captions] + list(CAPTION_SUBJECTS)
+    words: set[str] = set()
+    for caption in captions:
+        words |= caption_words(caption)
+    return words
+
+
 def training_vocabulary(shared_data: str | Path | None = None) -> set[str]:
-    """Every word a training caption can contain: all Bandai label phrasings (every content x
-    style x hand), their mirrors, the CMU descriptions' phrasings (read from ``shared_data``/cmu),
-    the augmentation's subjects and every phrase of ``engine.caption_bank`` (``rephrase_caption``). A paraphrase test set must avoid these words."""
+    """Every word a training caption can contain (``caption_vocabulary``) with all Bandai label
+    phrasings (every content x style x hand) and the CMU descriptions' phrasings (read from
+    ``shared_data``/cmu). A paraphrase test set must avoid these words."""
     root = Path(shared_data) if shared_data else DEFAULT_SHARED_DATA
     captions: list[str] = []
     for content in BANDAI_CONTENT:
@@ -278,15 +305,7 @@ def training_vocabulary(shared_data: str | Path | None = None) -> set[str]:
     for line in lines:
         if "\t" in line:
             captions += cmu_captions(line.split("\t", 1)[1])
-    from . import caption_bank as bank
-    for phrases in (*bank.CONTENT_PHRASES.values(), *bank.STYLE_ADVERBS.values(), *bank.STYLE_ADJECTIVES.values(),
-                    bank.SUBJECTS, bank.LOCOMOTION_PLACES, bank.GESTURE_CONTEXTS):
-        captions += [phrase.replace("{hand}", "") for phrase in phrases]
-    captions += [mirror_caption(c) for c in captions] + list(CAPTION_SUBJECTS)
-    words: set[str] = set()
-    for caption in captions:
-        words |= caption_words(caption)
-    return words
+    return caption_vocabulary(captions)
 
 
 MIRRORED_JOINTS = [JOINT_NAMES.index(name.replace("left", "RIGHT").replace("right", "left")

