@@ -8,6 +8,9 @@ On the paraphrase set (tests/data/paraphrases.tsv, bench/paraphrases.py), in one
   "with" = the bundled model (captions read by the pretrained text encoder); "without" = the same
   motion tokenizer with the previous bundled language model, whose text side is its own byte-level
   BPE trained on our captions (read from git history, commit ``WITHOUT_COMMIT``).
+- ``round_trip_no_lexicon``: the bundled model again with its lexicon switched off (captions read
+  as typed, no WordNet rewriting; ``engine.lexicon``); ``rewritten_by_lexicon``: how many of the
+  prompts the lexicon changes.
 - ``retrieval_top1`` (with only: "without" has no contrastive embedding): each paraphrase's
   contrastive text embedding against the embeddings of the validation clips of the seven actions;
   counts when the nearest clip shows the prompt's action. ``retrieval_class`` does the same
@@ -119,11 +122,20 @@ def run() -> dict:
             without = MotionGPT.from_pretrained(folder)
             without_accuracy, _ = round_trip(without, model, prompts)
             results["round_trip_without"] = round(without_accuracy, 3)
+    side = model.lm.text_side
+    if side.config.action_words:    # the same model with its lexicon switched off (engine.lexicon)
+        results["rewritten_by_lexicon"] = sum(side.normalise(p) != p for p, _ in prompts)
+        saved, side.config.action_words = side.config.action_words, []
+        try:
+            results["round_trip_no_lexicon"] = round(round_trip(model, model, prompts)[0], 3)
+        finally:
+            side.config.action_words = saved
     results.update({k: round(v, 3) if isinstance(v, float) else v for k, v in retrieval(model, prompts).items()})
     from bench.paraphrases import action_of_caption
     per_action = {}
     for (prompt, action), caption in zip(prompts, with_captions):
         per_action.setdefault(action, []).append(action_of_caption(caption) == action)
     results["round_trip_with_by_action"] = {a: round(float(np.mean(v)), 2) for a, v in sorted(per_action.items())}
-    results["examples"] = [f"{p!r} -> {c!r}" for (p, _), c in list(zip(prompts, with_captions))[::17]]
+    results["examples"] = [f"{p!r} (read as {side.normalise(p)!r}) -> {c!r}"
+                           for (p, _), c in list(zip(prompts, with_captions))[::17]]
     return results

@@ -212,7 +212,7 @@ def clip_weights(clips: list[TokenClip], balance: float) -> np.ndarray:
     """(N,) sampling probabilities: ``1 - balance`` spread evenly over the clips, ``balance`` evenly
     over the content labels (``engine.data.bandai_labels_of_clip``; every other clip counts as one
     label, "other") and within a label evenly over its clips. Bandai's bows and backward walks are
-    28 and 26 of 5,600 training clips: balance brings them up to a label's share."""
+    28 and 32 of 5,722 training windows: balance brings them up to a label's share."""
     from .data import bandai_labels_of_clip
     if not 0.0 <= balance <= 1.0:
         raise MotionError(f"--balance {balance}: must be between 0 and 1")
