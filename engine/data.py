@@ -198,6 +198,20 @@ LOCOMOTION_CONTENT = {"walk", "run", "dash", "walk-back", "walk-left", "walk-rig
 GESTURE_CONTENT = {"bow", "bye", "byebye", "guide", "respond", "call", "wave-both-hands", "wave-left-hand",
                    "wave-right-hand", "raise-up-both-hands", "raise-up-left-hand", "raise-up-right-hand"}
 _HAND_IN_CAPTION = re.compile(r"with (the left hand|the right hand|both hands)")
+_SIDED_LIMB = re.compile(r"\b(?:the |its |his |her )?(?:left|right) (hand|arm|leg|foot)\b")
+_BOTH_LIMBS = re.compile(r"\bboth (hands|arms)\b")
+_SIDE_DIRECTION = re.compile(r"\s*\b(?:(?:to|toward|towards) )?(?:the )?(?:left|right)\b(?:[- ]side)?")
+SIDELESS = 0.3       # share of rephrased captions that leave the side out ("waves a hand", "turns")
+
+
+def without_sides(caption: str) -> str:
+    """The caption with its sides left out, as people often say it: "raises the left hand" ->
+    "raises a hand", "waves both hands" -> "waves the hands", "walks and turns left" -> "walks and
+    turns"."""
+    caption = _SIDED_LIMB.sub(lambda m: ("an " if m.group(1) == "arm" else "a ") + m.group(1), caption)
+    caption = _BOTH_LIMBS.sub(lambda m: "the " + m.group(1), caption)
+    caption = _SIDE_DIRECTION.sub("", caption)
+    return " ".join(caption.split()).replace(" ,", ",").strip(" ,")
 
 
 def bandai_labels_of_clip(name: str) -> tuple[str, str] | None:
@@ -226,9 +240,10 @@ def _with_adjective(subject: str, adjective: str) -> str:
 def rephrase_caption(name: str, captions: Sequence[str], rng: np.random.Generator) -> str:
     """A free-form caption for a Bandai clip, composed from ``engine.caption_bank``: a subject (with a
     style adjective, or a style adverb after the verb), one of many verb phrases of the clip's
-    content, sometimes a place (locomotion) or a context (gestures): "a gloomy janitor trudges
-    down the street". The working hand comes from the clip's own captions. Other clips (CMU, or a
-    content the bank lacks) get one of their ``captions`` unchanged."""
+    content, sometimes a place (locomotion) or a context (gestures): "a fatigued elf tramps
+    along". The working hand comes from the clip's own captions; ``SIDELESS`` of the captions
+    leave the side out (``without_sides``). Other clips (CMU, or a content the bank lacks) get one
+    of their ``captions`` unchanged."""
     from . import caption_bank as bank
 
     labels = bandai_labels_of_clip(name)
@@ -252,7 +267,8 @@ def rephrase_caption(name: str, captions: Sequence[str], rng: np.random.Generato
             subject = _with_adjective(subject, pick(bank.STYLE_ADJECTIVES[style]))
         else:
             verb += (", " if rng.random() < 0.5 else " ") + pick(bank.STYLE_ADVERBS[style])
-    return f"{subject} {verb}"
+    caption = f"{subject} {verb}"
+    return without_sides(caption) if rng.random() < SIDELESS else caption
 
 
 # Label head verbs too general to stand for an action ("takes a bow", "says bye", "gives a response").

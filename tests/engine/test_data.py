@@ -129,7 +129,9 @@ def test_rephrased_captions_keep_the_action_the_side_and_the_hand():
     vocabulary = training_vocabulary()
     mirrored = [rephrase_caption("Mdataset-2_raise-up-left-hand_tired_004", ["a person raises the right hand"], rng)
                 for _ in range(100)]
-    assert all("right" in c and "left" not in c for c in mirrored)
+    assert not any("left" in c for c in mirrored)
+    sided = sum("right" in c for c in mirrored)       # the others leave the side out (SIDELESS)
+    assert 50 <= sided <= 90
     waving = [rephrase_caption("dataset-1_bye_normal_001", ["a person waves goodbye with the left hand"], rng)
               for _ in range(200)]
     assert any("with the left hand" in c for c in waving) and not any("right" in c for c in waving)
@@ -137,3 +139,13 @@ def test_rephrased_captions_keep_the_action_the_side_and_the_hand():
     for caption in mirrored + waving:
         assert caption_words(caption) <= vocabulary, caption
     assert rephrase_caption("cmu_01_01", ["a person: walk"], rng) == "a person: walk"
+
+
+def test_captions_without_sides_read_naturally():
+    from engine.data import without_sides
+    assert without_sides("a person raises the left hand") == "a person raises a hand"
+    assert without_sides("someone waves both arms happily") == "someone waves the arms happily"
+    assert without_sides("a man walks and turns left") == "a man walks and turns"
+    assert without_sides("a person walks diagonally forward to the right, sadly") == \
+        "a person walks diagonally forward, sadly"
+    assert without_sides("a person bows") == "a person bows"
