@@ -260,6 +260,13 @@ class MotionGPT:
         return folder
 
     # -- text to motion
+    def read_as(self, text: str) -> str:
+        """The caption as the model reads it: with a pretrained text side, after the lexicon's
+        rewrites of unknown words (``engine.lexicon``: "a man perambulates" -> "a man walks");
+        otherwise ``text`` itself."""
+        side = self.lm.text_side
+        return side.normalise(text) if side is not None else text
+
     def text_to_motion(self, text: str, seconds: float | None = None, seed: int | None = None) -> Motion:
         """Motion (20 fps, starting at the origin facing +Z) for a caption; ``seconds`` fixes the
         length (frames = round(seconds * 20), at most MAX_SECONDS = 60 s); longer than 9.8 s is

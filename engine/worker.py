@@ -20,6 +20,7 @@ its ``fps`` in the JSON. Replies (stdout)::
 
     {"id": 7, "status": "loading the model from ..."}              # progress, any number
     {"id": 7, "ok": true, "motion": "DIR/result_7.npy", "fps": 20.0}
+    {"id": 7, "ok": true, "motion": "...", "fps": 20.0, "read_as": "a man walks"}   # words rewritten
     {"id": 8, "ok": true, "text": "a person walks forward."}
     {"id": 9, "ok": false, "kind": "input", "error": "the motion is empty"}
 
@@ -93,10 +94,14 @@ class Worker:
             return {"device": str(getattr(model, "device", self.device or "auto"))}
         if task == "text_to_motion":
             seconds = request.get("seconds")
-            motion = model.text_to_motion(str(request.get("text", "")),
-                                          seconds=None if seconds is None else float(seconds),
+            text = str(request.get("text", ""))
+            motion = model.text_to_motion(text, seconds=None if seconds is None else float(seconds),
                                           seed=request.get("seed"))
-            return self.write_motion(request_id, motion)
+            reply = self.write_motion(request_id, motion)
+            read_as = model.read_as(text)
+            if read_as != text:
+                reply["read_as"] = read_as      # the lexicon rewrote words the model does not know
+            return reply
         if task == "describe":
             return {"text": str(model.describe(self.read_motion(request, "motion")))}
         if task == "predict":

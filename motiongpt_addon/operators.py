@@ -72,6 +72,7 @@ class Job:
         self.error = ""
         self.cancel_requested = False
         self.results: list = []         # what each applied step returned (captions, actions)
+        self.read_as: list[str] = []    # prompts as the model read them, where its lexicon rewrote words
 
     @property
     def finished(self) -> bool:
@@ -127,6 +128,8 @@ class Job:
             try:
                 result = request.result()
                 self.results.append(self.steps[self.index].apply(result))
+                if request.reply.get("read_as") and request.reply["read_as"] not in self.read_as:
+                    self.read_as.append(request.reply["read_as"])
             except client.WorkerError as error:
                 return self._end('CANCELLED' if error.kind == "cancelled" else 'FAILED', str(error))
             except (MotionError, ReferenceError) as error:
@@ -512,7 +515,8 @@ class MOTIONGPT_OT_generate(_JobOperator, bpy.types.Operator):
         return Job("Generate", [make_step(v) for v in range(variants)], worker)
 
     def done_message(self, job):
-        return f"MotionGPT: {', '.join(job.results)}"
+        read_as = f" (read as '{job.read_as[0]}')" if job.read_as else ""
+        return f"MotionGPT: {', '.join(job.results)}{read_as}"
 
 
 class MOTIONGPT_OT_inbetween(_JobOperator, bpy.types.Operator):
@@ -756,6 +760,8 @@ class MOTIONGPT_OT_batch(_JobOperator, bpy.types.Operator):
     def done_message(self, job):
         extra = f", {self.skipped} already done" if getattr(self, "skipped", 0) else ""
         extra += f", {self.duplicates} duplicate lines skipped" if getattr(self, "duplicates", 0) else ""
+        extra += f", {len(job.read_as)} read with unknown words rewritten (e.g. '{job.read_as[0]}')" \
+            if job.read_as else ""
         return f"{job.summary()}{extra}"
 
 

@@ -143,3 +143,28 @@ def test_interpreter_missing_is_a_start_error(tiny_model):
         assert missing.value.kind == "start" and "/no/such/python" in str(missing.value)
     finally:
         client.shutdown()
+
+
+def test_a_rewritten_prompt_comes_back_as_read_as(tiny_model, tmp_path):
+    """A model whose text side names action words (engine.lexicon) says how it read a prompt with
+    words it does not know; a prompt it knows gets no read_as."""
+    import shutil
+
+    import torch
+
+    from engine.data import action_words, training_vocabulary
+    from engine.text_side import TextSide, TextSideConfig
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    torch.manual_seed(0)
+    TextSide(TextSideConfig(d_model=32, known_words=sorted(training_vocabulary()),
+                            action_words=action_words())).save_pretrained(folder / "lm")
+    client = WorkerClient(settings_for(folder))
+    client.start()
+    try:
+        unknown = client.submit("text_to_motion", text="a man perambulates", seconds=1.0, seed=0)
+        known = client.submit("text_to_motion", text="a person walks forward", seconds=1.0, seed=0)
+        assert client.wait(unknown).num_frames == 20 and client.wait(known).num_frames == 20
+        assert unknown.reply["read_as"] == "a man walks" and "read_as" not in known.reply
+    finally:
+        client.shutdown()
