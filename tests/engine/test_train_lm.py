@@ -96,20 +96,27 @@ def test_instruction_examples_use_the_engine_prompts():
     assert learning_rate(LMTraining(steps=100, warmup=10, lr=1.0), 99) == pytest.approx(0.1, abs=1e-3)
 
 
-def test_captions_are_rephrased_and_marked_for_the_text_side():
-    from engine.lm import MotionVocabulary
-    from engine.text_side import mark_caption, split_prompt
-    vocab = MotionVocabulary(code_num=32, first_id=400, vocab_size=435)
-    clips = [TokenClip(np.arange(20) % 32, ["a person jumps"])]
-    sampler = ExampleSampler(clips, vocab, LMTraining(augment=1.0), mark=mark_caption)
+def prompt_captions_and_targets(sampler: ExampleSampler, draws: int) -> tuple[set, set]:
+    """The captions the sampler's prompts carry and its captioning targets, over ``draws`` examples."""
+    from engine.text_side import split_prompt
     rng = np.random.default_rng(0)
     captions, targets = set(), set()
-    for _ in range(200):
+    for _ in range(draws):
         task, prompt, target = sampler.sample(INSTRUCT_TASKS, rng)
         if task in ("t2m", "t2m_length", "inbetween_steered"):
             captions.add(split_prompt(prompt)[1])
         if task == "m2t":
             targets.add(target)
+    return captions, targets
+
+
+def test_captions_are_rephrased_and_marked_for_the_text_side():
+    from engine.lm import MotionVocabulary
+    from engine.text_side import mark_caption
+    vocab = MotionVocabulary(code_num=32, first_id=400, vocab_size=435)
+    clips = [TokenClip(np.arange(20) % 32, ["a person jumps"])]
+    sampler = ExampleSampler(clips, vocab, LMTraining(augment=1.0), mark=mark_caption)
+    captions, targets = prompt_captions_and_targets(sampler, 200)
     assert {"a man jumps", "a woman jumps", "someone jumps"} <= captions
     assert all(c.endswith(" jumps") for c in captions | targets)
     assert not any("\x02" in t for t in targets)         # targets are plain captions
@@ -137,20 +144,12 @@ def test_balance_spreads_the_draws_over_content_labels():
 def test_rephrased_prompts_come_from_the_caption_bank_and_targets_keep_the_labels():
     from engine import caption_bank
     from engine.lm import MotionVocabulary
-    from engine.text_side import split_prompt
     from engine.text_side import mark_caption
     vocab = MotionVocabulary(code_num=32, first_id=400, vocab_size=435)
     labels = ["a person bows sadly", "a sad person bows politely", "someone takes a bow, sadly"]
     clips = [TokenClip(np.arange(20) % 32, labels, "dataset-2_bow_sad_001")]
     sampler = ExampleSampler(clips, vocab, LMTraining(augment=0.0, rephrase=1.0), mark=mark_caption)
-    rng = np.random.default_rng(0)
-    prompts, targets = set(), set()
-    for _ in range(300):
-        task, prompt, target = sampler.sample(INSTRUCT_TASKS, rng)
-        if task in ("t2m", "t2m_length", "inbetween_steered"):
-            prompts.add(split_prompt(prompt)[1])
-        if task == "m2t":
-            targets.add(target)
+    prompts, targets = prompt_captions_and_targets(sampler, 300)
     assert targets <= set(labels)
     assert len(prompts) > 50 and not prompts & set(labels)
     phrases = caption_bank.CONTENT_PHRASES["bow"]
