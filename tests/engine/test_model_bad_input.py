@@ -199,7 +199,7 @@ def test_vocabulary_mismatches_are_named(folder, tmp_path, model):
 
 
 @pytest.mark.parametrize("code_num, message", [
-    (32, rf"more motion tokens than code_num 32 \+ 3; the VQ-VAE and the language model do not belong together"),
+    (32, r"more motion tokens than code_num 32 \+ 3; the VQ-VAE and the language model do not belong together"),
     (128, r"has no <motion_id_130> token: its motion tokens are for fewer codes than the VQ-VAE's code_num 128")])
 def test_codebook_size_mismatch_between_tokenizer_and_lm(folder, tmp_path, shared_data, code_num, message):
     assert CODE_NUM == 64
