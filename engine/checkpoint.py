@@ -1,4 +1,5 @@
-"""Read tensors out of a ``torch.save`` pickle without running any code from the file.
+"""Read tensors out of a ``torch.save`` pickle without running any code from the file
+(``load_state_dict``), or out of a ``.safetensors`` file (``load_safetensors``).
 
 ``load_state_dict(path)`` first tries ``torch.load(weights_only=True, mmap=True)``, torch's own
 restricted unpickler. A Lightning checkpoint that still carries hyper-parameters (omegaconf
@@ -92,6 +93,17 @@ class _RestrictedPickleModule:
     @staticmethod
     def load(file, **kwargs):
         return RestrictedUnpickler(file, **kwargs).load()
+
+
+def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file, on the CPU; MotionError naming the file when it
+    cannot be read."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise MotionError(f"{path}: not a readable safetensors file: {error}") from None
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -175,8 +175,7 @@ class TextSide(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path, device=None, dtype=None) -> "TextSide | None":
         """The text side of a language-model folder, or None when it has none (official weights)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from .checkpoint import load_safetensors
 
         folder = Path(folder)
         config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
@@ -193,10 +192,7 @@ class TextSide(nn.Module):
         if config.weights_sha256 != WEIGHTS_SHA256:
             raise MotionError(f"{config_path}: trained on text-encoder weights {config.weights_sha256[:12]}..., "
                               f"this engine has {WEIGHTS_SHA256[:12]}... ({PACKAGE_PIN})")
-        try:
-            state = load_file(str(weights_path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as error:
-            raise MotionError(f"{weights_path}: not a readable safetensors file: {error}") from None
+        state = load_safetensors(weights_path)
         from .tokenizer import resolve_device
         device = resolve_device(device)
         side = cls(config, PretrainedTextEncoder.load(device))

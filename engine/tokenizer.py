@@ -418,8 +418,7 @@ class MotionTokenizer(nn.Module):
                         ) -> "MotionTokenizer":
         """Load a model folder (config.json, model.safetensors, mean.npy, std.npy); "default" is the
         bundled ``assets/models/default/tokenizer``. Runs on CUDA when present unless ``device``."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from .checkpoint import load_safetensors
 
         if str(path) == "default":
             folder = DEFAULT_FOLDER
@@ -445,10 +444,7 @@ class MotionTokenizer(nn.Module):
         if normalizer.mean.shape[0] != config.nfeats:
             raise MotionError(f"{folder}/mean.npy: {normalizer.mean.shape[0]} channels, config says "
                               f"nfeats {config.nfeats}")
-        try:
-            state = load_file(str(weights_path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as error:
-            raise MotionError(f"{weights_path}: not a readable safetensors file: {error}") from None
+        state = load_safetensors(weights_path)
         model = cls(config, normalizer)
         model.load_weights(state, source=str(weights_path))
         model.to(resolve_device(device)).eval()
