@@ -282,6 +282,25 @@ def action_words() -> list[str]:
     return sorted((heads - _GENERAL_HEADS) | {"backward", "goodbye"})
 
 
+def label_readings() -> dict[str, list[str]]:
+    """What ``engine.reading`` may read an unknown caption as: every Bandai content label with its
+    verb phrases (``BANDAI_CONTENT``, the first one read)."""
+    return {content: list(phrases) for content, phrases in BANDAI_CONTENT.items()}
+
+
+def style_words() -> dict[str, list[str]]:
+    """Style adverb of each Bandai style label ("happily") -> the words and phrases that name the
+    style in training captions: its label adverb and adjective and ``engine.caption_bank``'s."""
+    from . import caption_bank as bank
+    styles = {}
+    for style, (adverb, adjective) in BANDAI_STYLE.items():
+        if adverb:
+            named = [adverb, adjective, *bank.STYLE_ADVERBS.get(style, ()), *bank.STYLE_ADJECTIVES.get(style, ())]
+            styles.setdefault(adverb, [])
+            styles[adverb] += [phrase for phrase in dict.fromkeys(named) if phrase and phrase not in styles[adverb]]
+    return styles
+
+
 def caption_words(text: str) -> set[str]:
     """The lower-case words of a text (letters, digits, apostrophes, hyphenated parts split)."""
     return set(re.findall(r"[a-z0-9']+", text.lower()))

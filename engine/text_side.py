@@ -63,6 +63,11 @@ class TextSideConfig:
     # reads it ("a guy saunters" -> "a guy walks"); empty action_words: captions read as typed.
     known_words: list[str] = field(default_factory=list)     # every word of the training captions
     action_words: list[str] = field(default_factory=list)
+    # engine.reading: a caption still holding unknown words is read as the nearest of these labels
+    # (label -> verb phrases, the first one read), with a style adverb when a style word is named;
+    # empty readings: such captions are read as typed.
+    readings: dict[str, list[str]] = field(default_factory=dict)
+    styles: dict[str, list[str]] = field(default_factory=dict)      # adverb -> words that name it
 
 
 class TextSide(nn.Module):
@@ -80,17 +85,26 @@ class TextSide(nn.Module):
         self.__dict__["encoder"] = encoder or PretrainedTextEncoder.load()
         self.__dict__["cache"] = {}       # caption -> (L, 384) states; set ``use_cache`` for training
         self.__dict__["lexicon"] = None   # engine.lexicon.Lexicon, built on first use
+        self.__dict__["reader"] = None    # engine.reading.Reader, built on first use
         self.use_cache = False
 
     def normalise(self, caption: str) -> str:
         """The caption as the encoder reads it: unknown words rewritten into action words
-        (``engine.lexicon``) when the config names action words, else unchanged."""
-        if not self.config.action_words:
-            return caption
-        if self.lexicon is None:
-            from .lexicon import Lexicon
-            self.__dict__["lexicon"] = Lexicon(self.config.known_words, self.config.action_words)
-        return self.lexicon.normalise(caption)
+        (``engine.lexicon``) when the config names action words; then, when the config has
+        readings and unknown words remain, the nearest label's caption (``engine.reading``)."""
+        if self.config.action_words:
+            if self.lexicon is None:
+                from .lexicon import Lexicon
+                self.__dict__["lexicon"] = Lexicon(self.config.known_words, self.config.action_words)
+            caption = self.lexicon.normalise(caption)
+        if self.config.readings:
+            if self.reader is None:
+                from .lexicon import default_wordnet
+                from .reading import Reader
+                self.__dict__["reader"] = Reader(self.config.known_words, self.config.readings, self.config.styles,
+                                                 self.encoder, default_wordnet())
+            caption = self.reader.read(caption)
+        return caption
 
     # -- the caption states
     def caption_states(self, captions: Sequence[str]) -> list[torch.Tensor]:

@@ -325,10 +325,11 @@ def train_lm(config: LMTraining):
         text_side = lm.text_side if config.init and lm.text_side is not None else \
             TextSide(TextSideConfig(d_model=model.config.d_model), PretrainedTextEncoder.load(device))
         text_side.float()
-        from .data import action_words, caption_vocabulary
+        from .data import action_words, caption_vocabulary, label_readings, style_words
         text_side.config.known_words = sorted(caption_vocabulary(
             caption for clip in clips["train"] + clips["val"] for caption in clip.captions))
         text_side.config.action_words = action_words()
+        text_side.config.readings, text_side.config.styles = label_readings(), style_words()
         text_side.use_cache = True    # the encoder is frozen: each caption's states are computed once
         text_side.to(device)
     model.to(device)

@@ -1,0 +1,122 @@
+"""Captions with words a model never saw, read as the label caption nearest in meaning.
+
+A small model trained on a few hours of labelled mocap generates its labels well ("a person bows":
+described back right 94 % of the time) and anything else poorly: one word it never saw pulls the
+motion off ("a cowboy walks into the saloon" waved). So a caption that still holds words outside
+the model's training captions after ``engine.lexicon`` has rewritten what it could is read as one
+of the model's **readings**, the content labels of its training data, each with its verb phrases
+("bow": "bows", "bows politely", "takes a bow"):
+
+1. the pretrained encoder's sentence embedding (``PretrainedTextEncoder.sentence_embeddings``) of
+   the caption is compared (cosine) with each label's mean embedding of "a person <phrase>"
+   (``Reader.prototypes``);
+   so is the caption without its unknown nouns (subjects and places the model never saw: "a
+   samurai inclines his torso" -> "inclines"), and the two similarities are added;
+2. the best label's first phrase is what the model reads: "a person bows"; a hand the caption
+   names ("with the left hand") fills a phrase's ``{hand}``, and a style word the model knows
+   ("happily", "tired") adds that style's adverb: "a person walks forward happily".
+
+Captions whose every word the model knows are read as typed, and so is text with no Latin word
+at all (it has no word to be unknown). The readings and style words are stored with each model
+(``engine.text_side.TextSideConfig``); without them (official weights) captions are read as typed.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping, Sequence
+
+from .lexicon import NOUN_MARKERS, STOP_WORDS, WORD, WordNet
+
+HAND_PHRASES = {"left": " with the left hand", "right": " with the right hand", "both": " with both hands"}
+_HAND = re.compile(r"\b(left|right)\s+(?:hand|arm)\b|\bboth\s+(?:hands|arms)\b")
+
+
+def is_unknown(word: str, known: frozenset[str]) -> bool:
+    """Whether a lower-case word is one a model with vocabulary ``known`` never saw (function
+    words and words under 3 letters never count)."""
+    return word not in known and word not in STOP_WORDS and len(word) >= 3
+
+
+def unknown_words(text: str, known: frozenset[str]) -> list[str]:
+    """The lower-case words of ``text`` outside ``known`` (``is_unknown``), in order."""
+    return [word for word in (w.lower() for w in WORD.findall(text)) if is_unknown(word, known)]
+
+
+class Reader:
+    """Reads a caption as one of a model's labels (see the module docstring).
+
+    ``readings``: label -> verb phrases, third person ("bows", "waves goodbye{hand}"), the first
+    being the one read; ``styles``: adverb -> the words and phrases that name that style ("happily":
+    ["happy", "happily", "cheerful", ...]); ``encoder``: a ``PretrainedTextEncoder``."""
+
+    def __init__(self, known_words: Iterable[str], readings: Mapping[str, Sequence[str]],
+                 styles: Mapping[str, Sequence[str]], encoder, wordnet: WordNet):
+        import torch
+        self.known = frozenset(word.lower() for word in known_words)
+        self.labels = list(readings)
+        self.readings = {label: list(phrases) for label, phrases in readings.items()}
+        self.styles = [(adverb, re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+                                           + r")\b")) for adverb, phrases in styles.items() if phrases]
+        self.encoder = encoder
+        self.wordnet = wordnet
+        means = [encoder.sentence_embeddings(self.prototypes(readings[label])).mean(0) for label in self.labels]
+        self.label_embeddings = torch.nn.functional.normalize(torch.stack(means), dim=-1)    # (labels, 384)
+
+    @staticmethod
+    def person(phrase: str, hand: str = "") -> str:
+        return f"a person {phrase.format(hand=hand)}"
+
+    @classmethod
+    def prototypes(cls, phrases: Sequence[str]) -> list[str]:
+        """The captions a label is recognised by: "a person <phrase>", a phrase with a ``{hand}``
+        once per hand (as the training captions of such labels name the measured hand)."""
+        return [cls.person(phrase, hand) for phrase in phrases
+                for hand in (HAND_PHRASES.values() if "{hand}" in phrase else ("",))]
+
+    def needs_reading(self, caption: str) -> bool:
+        """Whether ``caption`` holds a word the model never saw."""
+        return bool(unknown_words(caption, self.known))
+
+    def without_unknown_nouns(self, caption: str) -> str:
+        """``caption`` less its unknown words that are nouns: right after an article or possessive,
+        or with only noun senses in WordNet, with their article ("a knight walks along the
+        corridor" -> "walks along")."""
+        kept, previous = [], ""
+        for token in caption.split():
+            word = token.strip(".,;:!?\"()").lower()
+            noun = previous in NOUN_MARKERS or (
+                bool(self.wordnet.lemmas(word, "noun"))
+                and not any(self.wordnet.lemmas(word, pos) for pos in ("verb", "adj", "adv")))
+            previous = word
+            if not (is_unknown(word, self.known) and noun):
+                kept.append(token)
+            elif kept and kept[-1].lower() in NOUN_MARKERS:
+                kept.pop()          # the article or possessive of a dropped noun goes with it
+        return " ".join(kept)
+
+    def scores(self, captions: Sequence[str]):
+        """(B, labels) float32: each caption's similarity to every label, as the caption reads and
+        without its unknown nouns, added."""
+        texts = list(captions) + [self.without_unknown_nouns(c) or c for c in captions]
+        similarity = self.encoder.sentence_embeddings(texts) @ self.label_embeddings.t()
+        return similarity[: len(captions)] + similarity[len(captions):]
+
+    def label(self, caption: str) -> str:
+        """The label a caption is read as."""
+        return self.labels[int(self.scores([caption])[0].argmax())]
+
+    def read(self, caption: str) -> str:
+        """The caption as the model reads it: as typed when it knows every word, else the nearest
+        label's caption with the caption's hand and known style word ("a lady curtsies happily"
+        -> "a person bows happily")."""
+        if not self.needs_reading(caption):
+            return caption
+        phrase = self.readings[self.label(caption)][0]
+        lower = caption.lower()
+        hand = _HAND.search(lower)
+        side = "" if hand is None else HAND_PHRASES["both" if hand.group(1) is None else hand.group(1)]
+        read = self.person(phrase, side)
+        for adverb, pattern in self.styles:
+            if pattern.search(lower):
+                return f"{read} {adverb}"
+        return read
