@@ -9,13 +9,18 @@ On the paraphrase set (tests/data/paraphrases.tsv, bench/paraphrases.py), in one
   "with" = the bundled model (captions read by the pretrained text encoder); "without" = the same
   motion tokenizer with the previous bundled language model, whose text side is its own byte-level
   BPE trained on our captions (read from git history, commit ``WITHOUT_COMMIT``).
-- ``round_trip_no_lexicon``: the bundled model again with its lexicon switched off (captions read
-  as typed, no WordNet rewriting; ``engine.lexicon``); ``rewritten_by_lexicon``: how many of the
-  prompts the lexicon changes.
-- ``heldout_*``: the same round trips on the held-out set (tests/data/paraphrases_heldout.tsv, 70
-  prompts written by someone who had not seen the first set nor the lexicon's rewrites of it: the
-  first set was looked at while the lexicon was designed, the held-out one never before it was
-  measured).
+- ``round_trip_no_reading``: the bundled model with its readings switched off (``engine.reading``:
+  captions with unknown words left after the lexicon read as typed, as model v0.3.0 did);
+  ``round_trip_as_typed``: the lexicon switched off too (no WordNet rewriting, ``engine.lexicon``);
+  ``rewritten_by_lexicon``: how many prompts the lexicon changes; ``read_by_label``: how many are
+  read as a label caption; ``read_as_right_action``: the share whose reading (``read_as``) names
+  the prompt's action, i.e. how often the prompt was understood before anything was generated.
+- ``heldout_*``: the same on the held-out set (tests/data/paraphrases_heldout.tsv, 70 prompts
+  written by someone who had not seen the first set nor the lexicon's rewrites of it: the first set
+  was looked at while the lexicon and the readings were designed, the held-out one never before it
+  was measured). ``blind_*``: the same on tests/data/paraphrases_blind.tsv (84 prompts, written for
+  the readings by a helper who saw no paraphrase set, lexicon, caption bank or reading; measured
+  once the readings were built).
 - ``retrieval_top1`` (with only: "without" has no contrastive embedding): each paraphrase's
   contrastive text embedding against the embeddings of the validation clips of the seven actions;
   counts when the nearest clip shows the prompt's action. ``retrieval_class`` does the same
@@ -39,7 +44,8 @@ WITHOUT_COMMIT = "d987130"     # assets: the first bundled default model (BPE te
 LM_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 SECONDS = 4.0
 SEED_SETS = 3       # each prompt generated 3 times: 408 round trips, about +-2.5 points of noise
-HELDOUT_PATH = Path(__file__).resolve().parents[1] / "tests" / "data" / "paraphrases_heldout.tsv"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+OTHER_SETS = {"heldout_": DATA / "paraphrases_heldout.tsv", "blind_": DATA / "paraphrases_blind.tsv"}
 
 
 def previous_model(folder: Path) -> Path | None:
@@ -110,13 +116,20 @@ def measure_set(model, without, prompts: list[tuple[str, str]], prefix: str) -> 
     results[f"{prefix}round_trip_with"] = round(accuracy, 3)
     results[f"{prefix}round_trip_without"] = round(round_trip(without, model, prompts)[0], 3) if without else None
     side = model.lm.text_side
-    if side.config.action_words:    # the same model with its lexicon switched off (engine.lexicon)
+    config = side.config
+    readings, action_words = config.readings, config.action_words
+    results[f"{prefix}read_as_right_action"] = round(float(np.mean([action_of_caption(model.read_as(p)) == a
+                                                                     for p, a in prompts])), 3)
+    try:       # the same model with its readings (engine.reading), then its lexicon too, switched off
+        config.readings = {}
         results[f"{prefix}rewritten_by_lexicon"] = sum(side.normalise(p) != p for p, _ in prompts)
-        saved, side.config.action_words = side.config.action_words, []
-        try:
-            results[f"{prefix}round_trip_no_lexicon"] = round(round_trip(model, model, prompts)[0], 3)
-        finally:
-            side.config.action_words = saved
+        results[f"{prefix}read_by_label"] = sum(side.reader.needs_reading(side.normalise(p)) for p, _ in prompts) \
+            if readings else 0
+        results[f"{prefix}round_trip_no_reading"] = round(round_trip(model, model, prompts)[0], 3)
+        config.action_words = []
+        results[f"{prefix}round_trip_as_typed"] = round(round_trip(model, model, prompts)[0], 3)
+    finally:
+        config.readings, config.action_words = readings, action_words
     per_action = {}
     for _, action, caption in rows:
         per_action.setdefault(action, []).append(action_of_caption(caption) == action)
@@ -154,8 +167,8 @@ def run() -> dict:
         results["without_note"] = f"git history with {WITHOUT_COMMIT} is not available"
     results.update(measure_set(model, without, prompts, ""))
     results.update({k: round(v, 3) if isinstance(v, float) else v for k, v in retrieval(model, prompts).items()})
-    if HELDOUT_PATH.is_file():
-        heldout = load_paraphrases(HELDOUT_PATH)
-        results["heldout_prompts"] = len(heldout)
-        results.update(measure_set(model, without, heldout, "heldout_"))
+    for prefix, path in OTHER_SETS.items():
+        other = load_paraphrases(path)
+        results[f"{prefix}prompts"] = len(other)
+        results.update(measure_set(model, without, other, prefix))
     return results

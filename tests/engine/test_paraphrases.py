@@ -17,6 +17,7 @@ training captions say "jogs"), "a kid bolts across the yard" is allowed.
 from __future__ import annotations
 
 from collections import Counter
+from itertools import combinations
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,9 @@ from engine.lexicon import STOP_WORDS
 DATA = Path(__file__).resolve().parents[1] / "data"
 ACTIONS = ("walk", "run", "walk_backward", "turn", "wave", "raise", "bow")
 # The sets and their least sizes (prompts per action, prompts in all). The held-out set was written
-# later, by someone who had seen neither the first set nor the lexicon's rewrites of it.
-SETS = {"paraphrases.tsv": (16, 112), "paraphrases_heldout.tsv": (10, 70)}
+# later, by someone who had seen neither the first set nor the lexicon's rewrites of it; the blind
+# set later still, by someone who had seen no set, lexicon, caption bank or reading.
+SETS = {"paraphrases.tsv": (16, 112), "paraphrases_heldout.tsv": (10, 70), "paraphrases_blind.tsv": (12, 84)}
 
 # STOP_WORDS (engine.lexicon): the function words the lexicon never rewrites either.
 
@@ -97,8 +99,9 @@ def test_no_duplicates(paraphrase_set):
 
 
 def test_the_sets_share_no_prompt():
-    first, heldout = (load_paraphrases(DATA / name) for name in sorted(SETS))
-    assert not {" ".join(p.lower().split()) for p, _ in first} & {" ".join(p.lower().split()) for p, _ in heldout}
+    prompts = {name: {" ".join(p.lower().split()) for p, _ in load_paraphrases(DATA / name)} for name in SETS}
+    for first, second in combinations(sorted(SETS), 2):
+        assert not prompts[first] & prompts[second], (first, second)
 
 
 def test_no_training_words(paraphrase_set, training_stems):
