@@ -8,8 +8,8 @@ of the model's **readings**, the content labels of its training data, each with 
 ("bow": "bows", "bows politely", "takes a bow"):
 
 1. the pretrained encoder's sentence embedding (``PretrainedTextEncoder.sentence_embeddings``) of
-   the caption is compared (cosine) with each label's mean embedding of "a person <phrase>"
-   (``Reader.prototypes``);
+   the caption is compared (cosine) with each label's mean embedding of "a person <phrase>",
+   with and without its sides (``Reader.prototypes``);
    so is the caption without its unknown nouns (subjects and places the model never saw: "a
    samurai inclines his torso" -> "inclines"), and the two similarities are added;
 2. the best label's first phrase is what the model reads: "a person bows"; a hand the caption
@@ -69,9 +69,13 @@ class Reader:
     @classmethod
     def prototypes(cls, phrases: Sequence[str]) -> list[str]:
         """The captions a label is recognised by: "a person <phrase>", a phrase with a ``{hand}``
-        once per hand (as the training captions of such labels name the measured hand)."""
-        return [cls.person(phrase, hand) for phrase in phrases
-                for hand in (HAND_PHRASES.values() if "{hand}" in phrase else ("",))]
+        once per hand (as the training captions of such labels name the measured hand), and each
+        of those with its sides left out too, as training captions often are
+        (``engine.data.without_sides``: "a person walks and turns")."""
+        from .data import without_sides
+        captions = [cls.person(phrase, hand) for phrase in phrases
+                    for hand in (HAND_PHRASES.values() if "{hand}" in phrase else ("",))]
+        return list(dict.fromkeys(captions + [without_sides(caption) for caption in captions]))
 
     def needs_reading(self, caption: str) -> bool:
         """Whether ``caption`` holds a word the model never saw."""
