@@ -262,8 +262,9 @@ class MotionGPT:
     # -- text to motion
     def read_as(self, text: str) -> str:
         """The caption as the model reads it: with a pretrained text side, after the lexicon's
-        rewrites of unknown words (``engine.lexicon``: "a man perambulates" -> "a man walks");
-        otherwise ``text`` itself."""
+        rewrites of unknown words (``engine.lexicon``: "a man perambulates" -> "a man walks") and,
+        when unknown words remain, as its nearest label (``engine.reading``: "a cowboy walks into
+        the saloon" -> "a person walks forward"); otherwise ``text`` itself."""
         side = self.lm.text_side
         return side.normalise(text) if side is not None else text
 

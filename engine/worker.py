@@ -20,7 +20,7 @@ its ``fps`` in the JSON. Replies (stdout)::
 
     {"id": 7, "status": "loading the model from ..."}              # progress, any number
     {"id": 7, "ok": true, "motion": "DIR/result_7.npy", "fps": 20.0}
-    {"id": 7, "ok": true, "motion": "...", "fps": 20.0, "read_as": "a man walks"}   # words rewritten
+    {"id": 7, "ok": true, "motion": "...", "fps": 20.0, "read_as": "a man walks"}   # unknown words read
     {"id": 8, "ok": true, "text": "a person walks forward."}
     {"id": 9, "ok": false, "kind": "input", "error": "the motion is empty"}
 
@@ -100,7 +100,7 @@ class Worker:
             reply = self.write_motion(request_id, motion)
             read_as = model.read_as(text)
             if read_as != text:
-                reply["read_as"] = read_as      # the lexicon rewrote words the model does not know
+                reply["read_as"] = read_as      # words the model does not know were rewritten or read as a label
             return reply
         if task == "describe":
             return {"text": str(model.describe(self.read_motion(request, "motion")))}

@@ -72,7 +72,7 @@ class Job:
         self.error = ""
         self.cancel_requested = False
         self.results: list = []         # what each applied step returned (captions, actions)
-        self.read_as: list[str] = []    # prompts as the model read them, where its lexicon rewrote words
+        self.read_as: list[str] = []    # prompts as the model read them, where it did not know words
 
     @property
     def finished(self) -> bool:
@@ -760,7 +760,7 @@ class MOTIONGPT_OT_batch(_JobOperator, bpy.types.Operator):
     def done_message(self, job):
         extra = f", {self.skipped} already done" if getattr(self, "skipped", 0) else ""
         extra += f", {self.duplicates} duplicate lines skipped" if getattr(self, "duplicates", 0) else ""
-        extra += f", {len(job.read_as)} read with unknown words rewritten (e.g. '{job.read_as[0]}')" \
+        extra += f", {len(job.read_as)} read with unknown words reworded (e.g. '{job.read_as[0]}')" \
             if job.read_as else ""
         return f"{job.summary()}{extra}"
 
