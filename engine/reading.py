@@ -25,21 +25,10 @@ from __future__ import annotations
 import re
 from typing import Iterable, Mapping, Sequence
 
-from .lexicon import NOUN_MARKERS, STOP_WORDS, WORD, WordNet
+from .lexicon import NOUN_MARKERS, WordNet, is_unknown, unknown_words
 
 HAND_PHRASES = {"left": " with the left hand", "right": " with the right hand", "both": " with both hands"}
 _HAND = re.compile(r"\b(left|right)\s+(?:hand|arm)\b|\bboth\s+(?:hands|arms)\b")
-
-
-def is_unknown(word: str, known: frozenset[str]) -> bool:
-    """Whether a lower-case word is one a model with vocabulary ``known`` never saw (function
-    words and words under 3 letters never count)."""
-    return word not in known and word not in STOP_WORDS and len(word) >= 3
-
-
-def unknown_words(text: str, known: frozenset[str]) -> list[str]:
-    """The lower-case words of ``text`` outside ``known`` (``is_unknown``), in order."""
-    return [word for word in (w.lower() for w in WORD.findall(text)) if is_unknown(word, known)]
 
 
 class Reader:

@@ -10,7 +10,7 @@ how the model copes with wording it never saw in training.
 The rule that makes it a test of free wording: no content word of a prompt appears in the training
 captions. A prompt word is allowed only if it is a function word of engine.lexicon.STOP_WORDS
 (articles, pronouns, possessives, prepositions, conjunctions, auxiliaries; directional words such as up,
-down, back, over are deliberately not in it), or if no simple stem of it (see ``stems``) is a
+down, back, over are deliberately not in it), or if no simple stem of it (``engine.lexicon.stems``) is a
 simple stem of a word of ``engine.data.training_vocabulary()``. So "jogging" is rejected (the
 training captions say "jogs"), "a kid bolts across the yard" is allowed.
 """
@@ -25,7 +25,7 @@ import pytest
 from bench.paraphrases import load_paraphrases
 from engine.data import caption_words, training_vocabulary
 from engine.errors import MotionError
-from engine.lexicon import STOP_WORDS
+from engine.lexicon import STOP_WORDS, stems
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ACTIONS = ("walk", "run", "walk_backward", "turn", "wave", "raise", "bow")
@@ -35,28 +35,6 @@ ACTIONS = ("walk", "run", "walk_backward", "turn", "wave", "raise", "bow")
 SETS = {"paraphrases.tsv": (16, 112), "paraphrases_heldout.tsv": (10, 70), "paraphrases_blind.tsv": (12, 84)}
 
 # STOP_WORDS (engine.lexicon): the function words the lexicon never rewrites either.
-
-
-ENDINGS = ("ing", "ed", "es", "s", "ly")
-
-
-def stems(word: str) -> set[str]:
-    """The word and its simple stems: lower-cased, then one ending of ENDINGS stripped (the first
-    that leaves at least 3 letters). After "ing"/"ed"/"es" the stem with a final "e" restored
-    counts too ("waving" -> "wav", "wave"), and after "ing"/"ed" the stem with a doubled final
-    consonant undone ("jogging" -> "jogg", "jog")."""
-    word = word.lower()
-    forms = {word}
-    for ending in ENDINGS:
-        base = word[: -len(ending)]
-        if word.endswith(ending) and len(base) >= 3:
-            forms.add(base)
-            if ending in ("ing", "ed", "es"):
-                forms.add(base + "e")
-            if ending in ("ing", "ed") and len(base) >= 4 and base[-1] == base[-2] and base[-1] not in "aeiou":
-                forms.add(base[:-1])
-            break
-    return forms
 
 
 @pytest.fixture(scope="module", params=sorted(SETS))

@@ -6,7 +6,8 @@ import torch
 
 from engine.data import action_words, label_readings, style_words, training_vocabulary
 from engine.lexicon import default_wordnet
-from engine.reading import Reader, is_unknown, unknown_words
+from engine.lexicon import is_unknown, unknown_words
+from engine.reading import Reader
 from engine.text_encoder import PretrainedTextEncoder
 from engine.text_side import TextSide, TextSideConfig
 
@@ -22,9 +23,10 @@ def reader(known) -> Reader:
 
 
 def test_unknown_words_are_content_words_outside_the_vocabulary():
-    known = frozenset({"person", "walks"})
+    known = frozenset({"person", "walk", "walks"})
     assert unknown_words("A person walks to the Saloon, ok?", known) == ["saloon"]
     assert not is_unknown("the", known) and not is_unknown("ok", known) and is_unknown("cowboy", known)
+    assert not is_unknown("walking", known) and not is_unknown("persons", known)    # by simple stem
 
 
 def test_captions_the_model_knows_are_read_as_typed(reader, known):
