@@ -284,8 +284,12 @@ def action_words() -> list[str]:
 
 def label_readings() -> dict[str, list[str]]:
     """What ``engine.reading`` may read an unknown caption as: every Bandai content label with its
-    verb phrases (``BANDAI_CONTENT``, the first one read)."""
-    return {content: list(phrases) for content, phrases in BANDAI_CONTENT.items()}
+    captions ("a person bows", "a person bows politely", "a person takes a bow"; ``BANDAI_CONTENT``),
+    the first being the one read. (Not the CMU descriptions: measured, their short captions, "a
+    person: walk", drew a quarter of the paraphrases and lowered how often a prompt was read as its
+    action, 73.5 -> 70.6 % and 68.6 -> 67.1 %; captions that only use known words, "a person jumps",
+    still reach the language model as typed.)"""
+    return {content: [f"a person {phrase}" for phrase in phrases] for content, phrases in BANDAI_CONTENT.items()}
 
 
 def style_words() -> dict[str, list[str]]:
@@ -332,15 +336,19 @@ def training_vocabulary(shared_data: str | Path | None = None) -> set[str]:
         for style in BANDAI_STYLE:
             for hand in ("left", "right", "both", None):
                 captions += bandai_captions(content, style, hand)
-    descriptions = root / "cmu" / "descriptions.tsv"
+    for description in cmu_descriptions(root):
+        captions += cmu_captions(description)
+    return caption_vocabulary(captions)
+
+
+def cmu_descriptions(shared_data: str | Path | None = None) -> list[str]:
+    """The distinct descriptions of the CMU subset (``shared_data``/cmu/descriptions.tsv), in order."""
+    descriptions = (Path(shared_data) if shared_data else DEFAULT_SHARED_DATA) / "cmu" / "descriptions.tsv"
     try:
         lines = descriptions.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise MotionError(f"{descriptions}: cannot read the CMU descriptions: {error}") from None
-    for line in lines:
-        if "\t" in line:
-            captions += cmu_captions(line.split("\t", 1)[1])
-    return caption_vocabulary(captions)
+    return list(dict.fromkeys(line.split("\t", 1)[1] for line in lines if "\t" in line))
 
 
 MIRRORED_JOINTS = [JOINT_NAMES.index(name.replace("left", "RIGHT").replace("right", "left")

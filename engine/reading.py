@@ -4,16 +4,17 @@ A small model trained on a few hours of labelled mocap generates its labels well
 described back right 94 % of the time) and anything else poorly: one word it never saw pulls the
 motion off ("a cowboy walks into the saloon" waved). So a caption that still holds words outside
 the model's training captions after ``engine.lexicon`` has rewritten what it could is read as one
-of the model's **readings**, the content labels of its training data, each with its verb phrases
-("bow": "bows", "bows politely", "takes a bow"):
+of the model's **readings**, the labels of its training data, each with its label captions
+("bow": "a person bows", "a person bows politely", "a person takes a bow"; CMU's "jump, balance":
+"a person: jump, balance", ...):
 
 1. the pretrained encoder's sentence embedding (``PretrainedTextEncoder.sentence_embeddings``) of
-   the caption is compared (cosine) with each label's mean embedding of "a person <phrase>",
-   with and without its sides (``Reader.prototypes``);
-   so is the caption without its unknown nouns (subjects and places the model never saw: "a
-   samurai inclines his torso" -> "inclines"), and the two similarities are added;
-2. the best label's first phrase is what the model reads: "a person bows"; a hand the caption
-   names ("with the left hand") fills a phrase's ``{hand}``, and a style word the model knows
+   the caption is compared (cosine) with each label's mean embedding of its captions, with and
+   without their sides (``Reader.prototypes``); so is the caption without its unknown nouns
+   (subjects and places the model never saw: "a samurai inclines his torso" -> "inclines"), and
+   the two similarities are added;
+2. the best label's first caption is what the model reads: "a person bows"; a hand the caption
+   names ("with the left hand") fills a caption's ``{hand}``, and a style word the model knows
    ("happily", "tired") adds that style's adverb: "a person walks forward happily".
 
 Captions whose every word the model knows are read as typed, and so is text with no Latin word
@@ -34,7 +35,7 @@ _HAND = re.compile(r"\b(left|right)\s+(?:hand|arm)\b|\bboth\s+(?:hands|arms)\b")
 class Reader:
     """Reads a caption as one of a model's labels (see the module docstring).
 
-    ``readings``: label -> verb phrases, third person ("bows", "waves goodbye{hand}"), the first
+    ``readings``: label -> captions ("a person bows", "a person waves goodbye{hand}"), the first
     being the one read; ``styles``: adverb -> the words and phrases that name that style ("happily":
     ["happy", "happily", "cheerful", ...]); ``encoder``: a ``PretrainedTextEncoder``."""
 
@@ -43,28 +44,24 @@ class Reader:
         import torch
         self.known = frozenset(word.lower() for word in known_words)
         self.labels = list(readings)
-        self.readings = {label: list(phrases) for label, phrases in readings.items()}
+        self.readings = {label: list(captions) for label, captions in readings.items()}
         self.styles = [(adverb, re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
                                            + r")\b")) for adverb, phrases in styles.items() if phrases]
         self.encoder = encoder
         self.wordnet = wordnet
-        means = [encoder.sentence_embeddings(self.prototypes(readings[label])).mean(0) for label in self.labels]
+        means = [encoder.sentence_embeddings(self.prototypes(self.readings[label])).mean(0) for label in self.labels]
         self.label_embeddings = torch.nn.functional.normalize(torch.stack(means), dim=-1)    # (labels, 384)
 
     @staticmethod
-    def person(phrase: str, hand: str = "") -> str:
-        return f"a person {phrase.format(hand=hand)}"
-
-    @classmethod
-    def prototypes(cls, phrases: Sequence[str]) -> list[str]:
-        """The captions a label is recognised by: "a person <phrase>", a phrase with a ``{hand}``
-        once per hand (as the training captions of such labels name the measured hand), and each
-        of those with its sides left out too, as training captions often are
-        (``engine.data.without_sides``: "a person walks and turns")."""
+    def prototypes(captions: Sequence[str]) -> list[str]:
+        """The captions a label is recognised by: its captions, one with a ``{hand}`` once per hand
+        (as the training captions of such labels name the measured hand), and each of those with
+        its sides left out too, as training captions often are (``engine.data.without_sides``: "a
+        person walks and turns")."""
         from .data import without_sides
-        captions = [cls.person(phrase, hand) for phrase in phrases
-                    for hand in (HAND_PHRASES.values() if "{hand}" in phrase else ("",))]
-        return list(dict.fromkeys(captions + [without_sides(caption) for caption in captions]))
+        with_hands = [caption.format(hand=hand) for caption in captions
+                      for hand in (HAND_PHRASES.values() if "{hand}" in caption else ("",))]
+        return list(dict.fromkeys(with_hands + [without_sides(caption) for caption in with_hands]))
 
     def needs_reading(self, caption: str) -> bool:
         """Whether ``caption`` holds a word the model never saw."""
@@ -104,11 +101,10 @@ class Reader:
         -> "a person bows happily")."""
         if not self.needs_reading(caption):
             return caption
-        phrase = self.readings[self.label(caption)][0]
+        first = self.readings[self.label(caption)][0]
         lower = caption.lower()
         hand = _HAND.search(lower)
-        side = "" if hand is None else HAND_PHRASES["both" if hand.group(1) is None else hand.group(1)]
-        read = self.person(phrase, side)
+        read = first.format(hand="" if hand is None else HAND_PHRASES["both" if hand.group(1) is None else hand.group(1)])
         for adverb, pattern in self.styles:
             if pattern.search(lower):
                 return f"{read} {adverb}"
