@@ -26,6 +26,12 @@ On the paraphrase set (tests/data/paraphrases.tsv, bench/paraphrases.py), in one
   counts when the nearest clip shows the prompt's action. ``retrieval_class`` does the same
   against the mean embedding of each action's clips. ``retrieval_chance``: the share of the most
   common action among those clips.
+- ``style_read_right``: on tests/data/style_paraphrases.tsv (60 prompts, 6 per style, each with one
+  style word no training caption has: "a weary hiker trudges home"; written by a helper who saw
+  none of this), the share of prompts whose reading names the prompt's style (``STYLE_ADVERBS``);
+  ``style_read_right_no_style_words``: the same with the lexicon's style words switched off
+  (``engine.lexicon.Lexicon.style_word``). Readings only: describe names styles too rarely (20 %
+  on label captions) to judge generated motions by.
 - ``latency_4s_s``: one 4 s generation, best of 3 after a warm-up (2 CPU threads unless a GPU).
 """
 from __future__ import annotations
@@ -139,9 +145,20 @@ def measure_set(model, without, prompts: list[tuple[str, str]], prefix: str) -> 
     return results
 
 
+def style_read_right(model, prompts: list[tuple[str, str]]) -> float:
+    """Share of (prompt, style) pairs whose reading (``MotionGPT.read_as``) names the style."""
+    from bench.paraphrases import STYLE_ADVERBS
+    right = []
+    for prompt, style in prompts:
+        reading = model.read_as(prompt).lower()
+        named = next((adverb for adverb, pattern in model.lm.text_side.reader.styles if pattern.search(reading)), None)
+        right.append(named in STYLE_ADVERBS[style])
+    return round(float(np.mean(right)), 3)
+
+
 def run() -> dict:
     import torch
-    from bench.paraphrases import load_paraphrases
+    from bench.paraphrases import STYLE_PATH, load_paraphrases
     from engine import MotionGPT
 
     if not torch.cuda.is_available():
@@ -167,6 +184,15 @@ def run() -> dict:
         results["without_note"] = f"git history with {WITHOUT_COMMIT} is not available"
     results.update(measure_set(model, without, prompts, ""))
     results.update({k: round(v, 3) if isinstance(v, float) else v for k, v in retrieval(model, prompts).items()})
+    styles = load_paraphrases(STYLE_PATH, header="prompt\tstyle")
+    results["style_prompts"] = len(styles)
+    results["style_read_right"] = style_read_right(model, styles)
+    lexicon = model.lm.text_side.lexicon
+    saved, lexicon.style_targets = lexicon.style_targets, {}
+    try:
+        results["style_read_right_no_style_words"] = style_read_right(model, styles)
+    finally:
+        lexicon.style_targets = saved
     for prefix, path in OTHER_SETS.items():
         other = load_paraphrases(path)
         results[f"{prefix}prompts"] = len(other)

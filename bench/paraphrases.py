@@ -11,10 +11,12 @@ from engine.errors import MotionError
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "tests" / "data" / "paraphrases.tsv"
 HEADER = "prompt\taction"
+STYLE_PATH = DEFAULT_PATH.parent / "style_paraphrases.tsv"     # (prompt, style) pairs: header prompt<TAB>style
 
 
-def load_paraphrases(path: str | Path | None = None) -> list[tuple[str, str]]:
-    """(prompt, action) for every line of the paraphrase TSV (header ``prompt<TAB>action``).
+def load_paraphrases(path: str | Path | None = None, header: str = HEADER) -> list[tuple[str, str]]:
+    """(prompt, action) for every line of the paraphrase TSV (header ``prompt<TAB>action``; the
+    style set's is ``prompt<TAB>style``).
 
     Blank lines are skipped. Raises MotionError naming the file when it cannot be read, when its
     header is not ``prompt<TAB>action``, or when a line is not exactly two non-empty fields.
@@ -24,16 +26,16 @@ def load_paraphrases(path: str | Path | None = None) -> list[tuple[str, str]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise MotionError(f"{path}: cannot read the paraphrase set: {error}") from None
-    if not lines or lines[0] != HEADER:
+    if not lines or lines[0] != header:
         first = lines[0] if lines else "(empty file)"
-        raise MotionError(f"{path}: line 1 must be the header {HEADER!r}, got {first!r}")
+        raise MotionError(f"{path}: line 1 must be the header {header!r}, got {first!r}")
     rows: list[tuple[str, str]] = []
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
         fields = line.split("\t")
         if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
-            raise MotionError(f"{path}: line {number} must be 'prompt<TAB>action', got {line!r}")
+            raise MotionError(f"{path}: line {number} must be {header.replace(chr(9), '<TAB>')!r}, got {line!r}")
         rows.append((fields[0].strip(), fields[1].strip()))
     return rows
 
@@ -74,3 +76,13 @@ def action_of_clip(name: str) -> str | None:
     from engine.data import bandai_labels_of_clip
     labels = bandai_labels_of_clip(name)
     return ACTION_OF_CONTENT.get(labels[0]) if labels else None
+
+
+# The style adverbs of the model's readings (engine.data.style_words) that name each style of the
+# style set (the Bandai labels tired / exhausted and old / elderly are the same style).
+STYLE_ADVERBS = {
+    "happy": ("happily",), "sad": ("sadly",), "angry": ("angrily",), "proud": ("proudly",),
+    "shy": ("timidly, without confidence",), "tired": ("tiredly", "in an exhausted way"),
+    "old": ("like an old person", "like an elderly person"), "childlike": ("like a child",),
+    "energetic": ("energetically",), "swaggering": ("like a street thug, swaggering",),
+}

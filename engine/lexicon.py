@@ -210,10 +210,14 @@ class Lexicon:
     ``action_words``: the words to rewrite into, as they should appear ("walks", "bows",
     "backward", "goodbye"); each stands for its senses that name an action: verb senses among its
     ``ACTION_SENSES`` most common ones of motion, body, contact, communication, competition or
-    social life; noun senses of acts or communication; any adverb sense. Matching is by sense, not by spelling:
-    "inclines" (tend, run: "have a tendency") does not become "runs"."""
+    social life; noun senses of acts or communication; any adverb sense. ``style_words`` (single
+    words naming a style the model knows: "tired", "gloomily") are targets too, by the adjective
+    and adverb senses among their ``SENSES`` most common ones: "a weary man" -> "a tired man".
+    Matching is by sense, not by spelling: "inclines" (tend, run: "have a tendency") does not
+    become "runs"."""
 
-    def __init__(self, known_words: Iterable[str], action_words: Iterable[str], wordnet: WordNet | None = None):
+    def __init__(self, known_words: Iterable[str], action_words: Iterable[str], wordnet: WordNet | None = None,
+                 style_words: Iterable[str] = ()):
         self.known = frozenset(word.lower() for word in known_words)
         self.wordnet = wordnet or default_wordnet()
         self.targets: dict[tuple[str, int], tuple[str, str]] = {}   # synset -> (as a noun, otherwise)
@@ -231,6 +235,12 @@ class Lexicon:
                         lexfile = self.wordnet.synset(pos, offset)[0]
                         if pos == "adv" or lexfile in ACTION_FILES[pos]:
                             self.targets.setdefault((pos, offset), (lemma if pos == "noun" else word, word))
+        self.style_targets: dict[tuple[str, int], str] = {}     # synset -> style word
+        for word in style_words:
+            for pos in ("adj", "adv"):
+                for lemma in self.wordnet.lemmas(word, pos)[:1]:
+                    for offset in self.wordnet.index[pos][lemma][:SENSES]:
+                        self.style_targets.setdefault((pos, offset), word)
 
     def replacement(self, word: str, noun_only: bool = False) -> str | None:
         """The action word for an unknown ``word`` ("curtsies" -> "bows"; as a noun, "a curtsy" ->
@@ -240,7 +250,19 @@ class Lexicon:
                 if synset in self.targets:
                     as_noun, otherwise = self.targets[synset]
                     return as_noun if noun_only else otherwise
-        return None if noun_only else self.named_by_definition(word)
+        return (None if noun_only else self.named_by_definition(word)) or self.style_word(word)
+
+    def style_word(self, word: str) -> str | None:
+        """The style word for an unknown adjective or adverb ("weary" -> "tired", "glumly" ->
+        "sadly"), or None. Words WordNet also knows as nouns are left alone, so that people and
+        places are never read as styles ("a teen": not "immature")."""
+        if not self.style_targets or self.wordnet.lemmas(word, "noun"):
+            return None
+        for pos in ("adj", "adv"):
+            for synset in self.wordnet.related(word, pos):
+                if synset in self.style_targets:
+                    return self.style_targets[synset]
+        return None
 
     def named_by_definition(self, word: str) -> str | None:
         """The first action word that a definition of ``word`` names: its ``SENSES`` most common
@@ -259,8 +281,11 @@ class Lexicon:
         return None
 
     def normalise(self, text: str) -> str:
-        """``text`` with every unknown word that WordNet ties to an action word replaced by it."""
+        """``text`` with every unknown word that WordNet ties to an action or style word replaced
+        by it, and "a" / "an" before a replaced word agreeing with it ("an elated fan" -> "a
+        joyful fan")."""
         previous = ""
+        replaced: set[str] = set()
 
         def replace(match: re.Match) -> str:
             nonlocal previous
@@ -269,6 +294,13 @@ class Lexicon:
             after_marker, previous = previous in NOUN_MARKERS, lower
             if not is_unknown(lower, self.known):
                 return word
-            return self.replacement(lower, noun_only=after_marker) or word
+            found = self.replacement(lower, noun_only=after_marker)
+            if found:
+                replaced.add(found)
+            return found or word
 
-        return WORD.sub(replace, text)
+        text = WORD.sub(replace, text)
+        if not replaced:
+            return text
+        return re.sub(r"\b([Aa])n? (?=(\w+))", lambda m: m.group(0) if m.group(2) not in replaced else
+                      m.group(1) + ("n " if m.group(2)[0] in "aeiou" else " "), text)

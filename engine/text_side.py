@@ -95,7 +95,9 @@ class TextSide(nn.Module):
         if self.config.action_words:
             if self.lexicon is None:
                 from .lexicon import Lexicon
-                self.__dict__["lexicon"] = Lexicon(self.config.known_words, self.config.action_words)
+                styles = [word for phrases in self.config.styles.values() for word in phrases if " " not in word]
+                self.__dict__["lexicon"] = Lexicon(self.config.known_words, self.config.action_words,
+                                                   style_words=styles)
             caption = self.lexicon.normalise(caption)
         if self.config.readings:
             if self.reader is None:

@@ -93,3 +93,15 @@ def test_the_text_side_reads_captions_through_the_lexicon_when_its_config_names_
         rewritten = with_lexicon.text_embedding(["a man perambulates"])
         assert torch.allclose(rewritten, plain.text_embedding(["a man walks"]), atol=1e-6)
         assert not torch.allclose(rewritten, plain.text_embedding(["a man perambulates"]), atol=1e-3)
+
+
+def test_unknown_style_words_become_style_words_the_model_knows():
+    from engine.data import style_words
+    styles = [word for phrases in style_words().values() for word in phrases if " " not in word]
+    lexicon = Lexicon(training_vocabulary(), action_words(), style_words=styles)
+    assert lexicon.style_word("weary") == "tired"
+    assert lexicon.normalise("a weary man perambulates") == "a tired man walks"
+    assert lexicon.normalise("an elated fan perambulates") == "a joyful fan walks"     # the article agrees
+    # words that can be nouns are never read as styles: people and places stay who and where they are
+    assert lexicon.style_word("teen") is None and lexicon.normalise("a teen walks") == "a teen walks"
+    assert Lexicon(training_vocabulary(), action_words()).style_word("weary") is None    # no style words given

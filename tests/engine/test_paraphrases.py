@@ -108,3 +108,15 @@ def test_loader_errors_name_the_file(tmp_path):
     malformed.write_text("prompt\taction\na guy strolls\twalk\nno action here\n", encoding="utf-8")
     with pytest.raises(MotionError, match=r"malformed\.tsv: line 3"):
         load_paraphrases(malformed)
+
+
+def test_the_style_set_keeps_the_rule(training_stems):
+    from bench.paraphrases import STYLE_ADVERBS, STYLE_PATH
+    rows = load_paraphrases(STYLE_PATH, header="prompt\tstyle")
+    counts = Counter(style for _, style in rows)
+    assert set(counts) == set(STYLE_ADVERBS) and min(counts.values()) >= 6
+    assert len({" ".join(p.lower().split()) for p, _ in rows}) == len(rows)
+    offenders = [(prompt, words) for prompt, _ in rows if (words := offending_words(prompt, training_stems))]
+    assert not offenders, offenders
+    with pytest.raises(MotionError, match="line 1 must be the header 'prompt\\\\tstyle'"):
+        load_paraphrases(DATA / "paraphrases.tsv", header="prompt\tstyle")
