@@ -12,8 +12,9 @@ word is read as it: the definitions of its ``SENSES`` most common verb senses of
 contact, communication, competition or social life, and of its adverb senses ("incline": "lower
 or bend (the head or upper body), as in a nod or bow" -> "bows"; "retreat": "pull back or move
 away or backward" -> "backward"); a mention right after an article does not count ("reach a
-point in time"). Words the model knows, function words, and words that WordNet cannot tie to an
-action either way stay as typed.
+point in time"). An adjective or adverb (never a word that can be a noun) tied to a style word
+the model knows becomes that word ("weary" -> "tired"). Words the model knows, function words,
+and words that WordNet cannot tie to an action or a style stay as typed.
 
 A word right after an article or possessive ("a curtsy", "the exit") is looked up as a noun only;
 any other word as a verb, then an adverb, an adjective, a noun. The action words and the known
@@ -244,7 +245,7 @@ class Lexicon:
 
     def replacement(self, word: str, noun_only: bool = False) -> str | None:
         """The action word for an unknown ``word`` ("curtsies" -> "bows"; as a noun, "a curtsy" ->
-        "bow"), or None."""
+        "bow"), else its style word (``style_word``), or None."""
         for pos in (("noun",) if noun_only else ("verb", "adv", "adj", "noun")):
             for synset in self.wordnet.related(word, pos):
                 if synset in self.targets:

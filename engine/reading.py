@@ -4,9 +4,8 @@ A small model trained on a few hours of labelled mocap generates its labels well
 described back right 94 % of the time) and anything else poorly: one word it never saw pulls the
 motion off ("a cowboy walks into the saloon" waved). So a caption that still holds words outside
 the model's training captions after ``engine.lexicon`` has rewritten what it could is read as one
-of the model's **readings**, the labels of its training data, each with its label captions
-("bow": "a person bows", "a person bows politely", "a person takes a bow"; CMU's "jump, balance":
-"a person: jump, balance", ...):
+of the model's **readings**, the content labels of its training data, each with its label
+captions ("bow": "a person bows", "a person bows politely", "a person takes a bow"):
 
 1. the pretrained encoder's sentence embedding (``PretrainedTextEncoder.sentence_embeddings``) of
    the caption is compared (cosine) with each label's mean embedding of its captions, with and

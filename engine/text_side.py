@@ -64,8 +64,8 @@ class TextSideConfig:
     known_words: list[str] = field(default_factory=list)     # every word of the training captions
     action_words: list[str] = field(default_factory=list)
     # engine.reading: a caption still holding unknown words is read as the nearest of these labels
-    # (label -> verb phrases, the first one read), with a style adverb when a style word is named;
-    # empty readings: such captions are read as typed.
+    # (label -> captions, the first one read), with a style adverb when a style word is named;
+    # empty readings: such captions are read as typed. Style words are the lexicon's targets too.
     readings: dict[str, list[str]] = field(default_factory=dict)
     styles: dict[str, list[str]] = field(default_factory=dict)      # adverb -> words that name it
 
