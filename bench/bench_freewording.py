@@ -150,9 +150,7 @@ def style_read_right(model, prompts: list[tuple[str, str]]) -> float:
     from bench.paraphrases import STYLE_ADVERBS
     right = []
     for prompt, style in prompts:
-        reading = model.read_as(prompt).lower()
-        named = next((adverb for adverb, pattern in model.lm.text_side.reader.styles if pattern.search(reading)), None)
-        right.append(named in STYLE_ADVERBS[style])
+        right.append(model.lm.text_side.reader.style_of(model.read_as(prompt).lower()) in STYLE_ADVERBS[style])
     return round(float(np.mean(right)), 3)
 
 

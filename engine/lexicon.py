@@ -211,9 +211,10 @@ class Lexicon:
     ``action_words``: the words to rewrite into, as they should appear ("walks", "bows",
     "backward", "goodbye"); each stands for its senses that name an action: verb senses among its
     ``ACTION_SENSES`` most common ones of motion, body, contact, communication, competition or
-    social life; noun senses of acts or communication; any adverb sense. ``style_words`` (single
-    words naming a style the model knows: "tired", "gloomily") are targets too, by the adjective
-    and adverb senses among their ``SENSES`` most common ones: "a weary man" -> "a tired man".
+    social life; noun senses of acts or communication; any adverb sense. ``style_words`` (words
+    naming a style the model knows: "tired", "gloomily"; phrases WordNet lacks are ignored) are
+    targets too, by the adjective and adverb senses among their ``SENSES`` most common ones: "a
+    weary man" -> "a tired man".
     Matching is by sense, not by spelling: "inclines" (tend, run: "have a tendency") does not
     become "runs"."""
 

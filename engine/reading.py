@@ -104,7 +104,10 @@ class Reader:
         lower = caption.lower()
         hand = _HAND.search(lower)
         read = first.format(hand="" if hand is None else HAND_PHRASES["both" if hand.group(1) is None else hand.group(1)])
-        for adverb, pattern in self.styles:
-            if pattern.search(lower):
-                return f"{read} {adverb}"
-        return read
+        style = self.style_of(lower)
+        return read if style is None else f"{read} {style}"
+
+    def style_of(self, text: str) -> str | None:
+        """The adverb of the first style whose words a lower-case text names ("a tired man" ->
+        "tiredly"), or None."""
+        return next((adverb for adverb, pattern in self.styles if pattern.search(text)), None)

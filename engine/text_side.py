@@ -95,9 +95,8 @@ class TextSide(nn.Module):
         if self.config.action_words:
             if self.lexicon is None:
                 from .lexicon import Lexicon
-                styles = [word for phrases in self.config.styles.values() for word in phrases if " " not in word]
                 self.__dict__["lexicon"] = Lexicon(self.config.known_words, self.config.action_words,
-                                                   style_words=styles)
+                                                   style_words=sum(self.config.styles.values(), []))
             caption = self.lexicon.normalise(caption)
         if self.config.readings:
             if self.reader is None:

@@ -97,8 +97,7 @@ def test_the_text_side_reads_captions_through_the_lexicon_when_its_config_names_
 
 def test_unknown_style_words_become_style_words_the_model_knows():
     from engine.data import style_words
-    styles = [word for phrases in style_words().values() for word in phrases if " " not in word]
-    lexicon = Lexicon(training_vocabulary(), action_words(), style_words=styles)
+    lexicon = Lexicon(training_vocabulary(), action_words(), style_words=sum(style_words().values(), []))
     assert lexicon.style_word("weary") == "tired"
     assert lexicon.normalise("a weary man perambulates") == "a tired man walks"
     assert lexicon.normalise("an elated fan perambulates") == "a joyful fan walks"     # the article agrees
