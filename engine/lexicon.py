@@ -62,10 +62,15 @@ STOP_WORDS = frozenset("""
     is are was were be been being am has have had do does did will would can could
 """.split())
 ACTION_SENSES = 5    # most common verb senses of an action word looked at
+NARROW_KIND = 5      # a hypernym with at most this many hyponyms names its action word's kind
+NARROW_FILES = (29, 35, 38)     # ... when that first sense is one of body, contact or motion
 # WordNet lexicographer files of action senses: verb.body, communication, competition, contact,
 # motion, social; noun.act, noun.communication.
 ACTION_FILES = {"verb": (29, 32, 33, 35, 38, 41), "noun": (4, 10)}
 NOUN_MARKERS = frozenset("a an the his her its their my your our this that these those".split())
+# Subjects a verb follows ("she twirls") and words that start a new clause ("..., then pivots").
+SUBJECT_PRONOUNS = frozenset("i you he she it we they someone somebody everyone everybody nobody who".split())
+CLAUSE_WORDS = frozenset("and then while before after".split())
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
 
@@ -182,6 +187,10 @@ class WordNet:
         gloss = line.split(" | ", 1)[1] if " | " in line else ""
         return gloss.split('"', 1)[0].strip(" ;")
 
+    def hyponyms(self, pos: str, offset: int) -> list[tuple[str, int]]:
+        """(pos, offset) of the synsets one step below a synset ("travel rapidly": run, zoom, ...)."""
+        return [(target_pos, target) for symbol, target_pos, target in self.synset(pos, offset)[2] if symbol == "~"]
+
     def related(self, word: str, pos: str, senses: int = SENSES, depth: int = DEPTH) -> list[tuple[str, int]]:
         """(pos, offset) of the synsets tied to ``word``: its ``senses`` most common senses, then
         their hypernyms (and similar-to / derived-from links), ``depth`` steps at most, nearest first."""
@@ -237,6 +246,14 @@ class Lexicon:
                         lexfile = self.wordnet.synset(pos, offset)[0]
                         if pos == "adv" or lexfile in ACTION_FILES[pos]:
                             self.targets.setdefault((pos, offset), (lemma if pos == "noun" else word, word))
+        for word in action_words:       # the narrow kinds of an action word's first verb sense
+            for lemma in self.wordnet.lemmas(word, "verb")[:1]:
+                offset = self.wordnet.index["verb"][lemma][0]
+                if self.wordnet.synset("verb", offset)[0] not in NARROW_FILES:
+                    continue
+                for symbol, pos, kind in self.wordnet.synset("verb", offset)[2]:
+                    if symbol == "@" and len(self.wordnet.hyponyms(pos, kind)) <= NARROW_KIND:
+                        self.targets.setdefault((pos, kind), (word, word))
         self.style_targets: dict[tuple[str, int], str] = {}     # synset -> style word
         for word in style_words:
             for pos in ("adj", "adv"):
@@ -244,15 +261,43 @@ class Lexicon:
                     for offset in self.wordnet.index[pos][lemma][:SENSES]:
                         self.style_targets.setdefault((pos, offset), word)
 
-    def replacement(self, word: str, noun_only: bool = False) -> str | None:
+    def replacement(self, word: str, noun_only: bool = False, verb: bool = True, style: bool = True) -> str | None:
         """The action word for an unknown ``word`` ("curtsies" -> "bows"; as a noun, "a curtsy" ->
-        "bow"), else its style word (``style_word``), or None."""
-        for pos in (("noun",) if noun_only else ("verb", "adv", "adj", "noun")):
+        "bow"), else its style word (``style_word``; only with ``style``), or None. ``verb=False``:
+        the word does not stand where a verb stands (``verb_places``) and is looked up as an
+        adverb, adjective or noun only ("on foot" is not "walks"; "an elegant curtsy" -> "an
+        elegant gesture")."""
+        kinds = ("noun",) if noun_only else ("verb", "adv", "adj", "noun") if verb else ("adv", "adj", "noun")
+        for pos in kinds:
             for synset in self.wordnet.related(word, pos):
                 if synset in self.targets:
                     as_noun, otherwise = self.targets[synset]
-                    return as_noun if noun_only else otherwise
-        return (None if noun_only else self.named_by_definition(word)) or self.style_word(word)
+                    return as_noun if noun_only or (pos == "noun" and not verb) else otherwise
+        found = None if noun_only else self.named_by_definition(word, ("verb", "adv") if verb else ("adv",))
+        return found or (self.style_word(word) if style else None)
+
+    def verb_places(self, words: list[str], clause_starts: list[bool]) -> set[int] | None:
+        """The indices of the lower-case ``words`` that stand where a verb stands: the main verb
+        (the first word after a subject pronoun, or the first "-s" word WordNet knows as a verb,
+        never right after an article or possessive: "the old man shuffles", "she twirls") and the
+        first such word of each later clause (``clause_starts[i]``: a comma or "and" / "then" /
+        "while" before word i). None when no main verb is found (every word may then be a verb)."""
+        def verb_like(i: int) -> bool:
+            word, previous = words[i], words[i - 1] if i else ""
+            if word in STOP_WORDS or previous in NOUN_MARKERS:
+                return False
+            return previous in SUBJECT_PRONOUNS or (
+                word.endswith("s") and not word.endswith("ss") and bool(self.wordnet.lemmas(word, "verb")))
+        main = next((i for i in range(len(words)) if verb_like(i)), None)
+        if main is None:
+            return None
+        places, clause = {main}, False
+        for i in range(main + 1, len(words)):
+            clause = clause or clause_starts[i]
+            if clause and words[i] not in STOP_WORDS and (verb_like(i) or words[i].endswith("ing")):
+                places.add(i)
+                clause = False
+        return places
 
     def style_word(self, word: str) -> str | None:
         """The style word for an unknown adjective or adverb ("weary" -> "tired", "glumly" ->
@@ -266,11 +311,11 @@ class Lexicon:
                     return self.style_targets[synset]
         return None
 
-    def named_by_definition(self, word: str) -> str | None:
+    def named_by_definition(self, word: str, kinds: tuple[str, ...] = ("verb", "adv")) -> str | None:
         """The first action word that a definition of ``word`` names: its ``SENSES`` most common
-        verb senses of the action kinds (``ACTION_FILES``), then its adverb senses; a mention right
-        after an article does not count. None when none does."""
-        for pos in ("verb", "adv"):
+        verb senses of the action kinds (``ACTION_FILES``), then its adverb senses (``kinds``); a
+        mention right after an article does not count. None when none does."""
+        for pos in kinds:
             for lemma in self.wordnet.lemmas(word, pos)[:1]:
                 for offset in self.wordnet.index[pos][lemma][:SENSES]:
                     if pos == "verb" and self.wordnet.synset(pos, offset)[0] not in ACTION_FILES["verb"]:
@@ -285,23 +330,30 @@ class Lexicon:
     def normalise(self, text: str) -> str:
         """``text`` with every unknown word that WordNet ties to an action or style word replaced
         by it, and "a" / "an" before a replaced word agreeing with it ("an elated fan" -> "a
-        joyful fan")."""
-        previous = ""
-        replaced: set[str] = set()
-
-        def replace(match: re.Match) -> str:
-            nonlocal previous
-            word = match.group(0)
-            lower = word.lower()
-            after_marker, previous = previous in NOUN_MARKERS, lower
-            if not is_unknown(lower, self.known):
-                return word
-            found = self.replacement(lower, noun_only=after_marker)
+        joyful fan"). A word is looked up as a verb only where a verb stands (``verb_places``), as
+        a noun only right after an article or possessive, where it takes a style only in the
+        subject ("a weary hiker" -> "a tired hiker"; "the dusty lane" stays)."""
+        matches = list(WORD.finditer(text))
+        words = [match.group(0).lower() for match in matches]
+        clause_starts = [i > 0 and ("," in text[matches[i - 1].end():match.start()] or words[i - 1] in CLAUSE_WORDS)
+                         for i, match in enumerate(matches)]
+        places = self.verb_places(words, clause_starts)
+        main = min(places) if places else len(words)
+        pieces, end, replaced = [], 0, set()
+        for i, match in enumerate(matches):
+            word = words[i]
+            found = None
+            if is_unknown(word, self.known):
+                in_subject = places is None or i < main       # before the main verb
+                if i and words[i - 1] in NOUN_MARKERS:
+                    found = self.replacement(word, noun_only=True, style=in_subject)
+                else:
+                    found = self.replacement(word, verb=places is None or i in places)
+            pieces += [text[end:match.start()], found or match.group(0)]
+            end = match.end()
             if found:
                 replaced.add(found)
-            return found or word
-
-        text = WORD.sub(replace, text)
+        text = "".join(pieces) + text[end:]
         if not replaced:
             return text
         return re.sub(r"\b([Aa])n? (?=(\w+))", lambda m: m.group(0) if m.group(2) not in replaced else

@@ -75,6 +75,29 @@ def test_a_definition_that_names_an_action_word_is_read_as_it(lexicon):
     assert lexicon.normalise("the guard retreats from the gate") == "the guard backward from the gate"
 
 
+def test_a_word_is_read_as_a_verb_only_where_a_verb_stands(lexicon):
+    words = "a weary cadet perambulates along the street then hastens on tiptoe".split()
+    clause_starts = [word == "hastens" for word in words]       # "then" starts a clause
+    assert lexicon.verb_places(words, clause_starts) == {3, 8}  # perambulates, hastens
+    assert lexicon.verb_places("the old cadet".split(), [False] * 3) is None     # no verb: any word may be one
+    # a noun that WordNet also knows as a verb is not read as one outside a verb's place ("tiptoe":
+    # to walk on the toes), and a noun of an act takes the act's noun ("a limp" -> "a walk")
+    assert lexicon.normalise("a cadet crosses the quad on tiptoe") == "a cadet crosses the quad on tiptoe"
+    assert lexicon.normalise("a cadet ambles to the chapel with a jaunty limp") == \
+        "a cadet walks to the chapel with a jaunty walk"
+    assert lexicon.normalise("a cadet perambulates, then hastens to the chapel") == \
+        "a cadet walks, then dashes to the chapel"
+
+
+def test_a_word_of_a_narrow_kind_is_read_as_the_action_word_of_that_kind(lexicon):
+    # run's first sense sits under "travel rapidly, speed, hurry, zip" (3 kinds: run, zoom, flit),
+    # dash's under "rush, hasten" (3): a word under the same kind is read as that action word
+    assert lexicon.normalise("the rider zips down the street") == "the rider runs down the street"
+    assert lexicon.normalise("a cadet hastens home") == "a cadet dashes home"
+    # broad kinds name nothing: walk's "travel, go, move" holds 100+ kinds
+    assert lexicon.normalise("a cadet commutes home") == "a cadet commutes home"
+
+
 def test_a_missing_wordnet_is_named(tmp_path):
     with pytest.raises(MotionError, match="not a WordNet 3.0 data folder"):
         WordNet(tmp_path)
@@ -101,6 +124,9 @@ def test_unknown_style_words_become_style_words_the_model_knows():
     assert lexicon.style_word("weary") == "tired"
     assert lexicon.normalise("a weary man perambulates") == "a tired man walks"
     assert lexicon.normalise("an elated fan perambulates") == "a joyful fan walks"     # the article agrees
+    # a style word in the subject, not in a place: "the dusty street" is not "the tired street"
+    assert lexicon.normalise("a weary cadet perambulates along the dusty street") == \
+        "a tired cadet walks along the dusty street"
     # words that can be nouns are never read as styles: people and places stay who and where they are
     assert lexicon.style_word("teen") is None and lexicon.normalise("a teen walks") == "a teen walks"
     assert Lexicon(training_vocabulary(), action_words()).style_word("weary") is None    # no style words given
