@@ -600,6 +600,25 @@ class MotionLanguageModel:
                                           self.vocab.pad_id, self.vocab.eos_id)
         return [self.vocab.codes_of(row) for row in output]
 
+    def closest_motions(self, captions: Sequence[str], candidates: Sequence[Sequence[np.ndarray]]) -> list[int]:
+        """For each caption, the index of the candidate code array (one list per caption) whose
+        motion embedding is nearest (cosine) to the caption's text embedding: the text side's
+        contrastive heads, trained so that a caption and its motion meet. Without a text side: 0."""
+        import torch
+        if self.text_side is None:
+            return [0] * len(captions)
+        flat = [codes for row in candidates for codes in row]
+        with torch.inference_mode():
+            ids = self.text_tokenizer([self.vocab.motion_string(codes) for codes in flat], padding=True,
+                                      return_tensors="pt").to(self.device)
+            motion = self.text_side.motion_embedding(self.t5, ids["input_ids"], ids["attention_mask"]).float()
+            text = self.text_side.text_embedding(list(captions)).float()
+        chosen, start = [], 0
+        for row, caption in zip(candidates, text):
+            chosen.append(int((motion[start:start + len(row)] @ caption).argmax()))
+            start += len(row)
+        return chosen
+
     def generate_text(self, prompts: Sequence[str], max_new_tokens: int = 40) -> list[str]:
         """Greedy captions, motion tokens and specials banned."""
         processor = TextOnlyProcessor(self.vocab, self.text_banned)

@@ -63,6 +63,9 @@ class MotionGPTConfig:
     max_prompt_tokens: int = 256
     steered_inbetween: bool = False       # trained on our "... in which <caption>: " prompt
     blend_frames: int = 10                # frames over which boundary offsets fade out
+    # text-to-motion samples per request; the one nearest the caption in the text side's
+    # contrastive embedding is kept (MotionLanguageModel.closest_motions). 1, or no text side: one.
+    text_to_motion_samples: int = 1
 
     def __post_init__(self) -> None:
         if self.model_type != MODEL_TYPE:
@@ -71,7 +74,7 @@ class MotionGPTConfig:
             raise MotionError(f"config: prompt_style {self.prompt_style!r} is not supported (only 'motiongpt')")
         for name in ("frames_per_token", "max_motion_tokens", "min_motion_tokens", "predict_context_tokens",
                      "inbetween_context_tokens", "top_k", "caption_max_tokens", "max_prompt_tokens",
-                     "blend_frames"):
+                     "blend_frames", "text_to_motion_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise MotionError(f"config: {name} must be a positive integer, got {value!r}")
@@ -196,8 +199,12 @@ def check_seed(seed, name: str = "seed") -> int | None:
 
 
 def derived_seed(seed: int | None, step: int) -> int | None:
-    """The seed of the ``step``-th generation call made for one request."""
+    """The seed of the ``step``-th generation call made for one request (steps from
+    SAMPLE_STEP on: the further text-to-motion samples of ``text_to_motion_samples``)."""
     return None if seed is None else (seed + 7919 * step) % (2 ** 62)
+
+
+SAMPLE_STEP = 1000      # sample j > 0 of a request is seeded with derived_seed(seed, SAMPLE_STEP + j)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -279,7 +286,9 @@ class MotionGPT:
     def text_to_motion_batch(self, texts: Sequence[str], seconds: float | Sequence[float | None] | None = None,
                              seed: int | None = None) -> list[Motion]:
         """One Motion per caption, generated as one batch. Row i is sampled with seed ``seed + i``,
-        so it equals ``text_to_motion(texts[i], seconds, seed + i)``."""
+        so it equals ``text_to_motion(texts[i], seconds, seed + i)``. With a text side and
+        ``config.text_to_motion_samples`` > 1, each row is sampled that many times (the first as
+        with one sample) and the sample nearest its caption is kept (``closest_motions``)."""
         from .lm import T2M_LENGTH_PROMPT, T2M_PROMPT, clean_caption
 
         if isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) == 0:
@@ -307,7 +316,16 @@ class MotionGPT:
                 low.append(codes)
                 high.append(codes)
             seeds.append(derived_seed(None if seed is None else seed + i, 0))
-        first = self.lm.generate_motion(prompts, low, high, seeds, config.top_k, config.temperature)
+        samples = config.text_to_motion_samples if self.lm.text_side is not None else 1
+        if samples > 1:
+            row_seeds = [None if seed is None else seed + i for i in range(len(captions))]
+            seeds = [first if j == 0 else derived_seed(row_seed, SAMPLE_STEP + j)
+                     for first, row_seed in zip(seeds, row_seeds) for j in range(samples)]
+            prompts, low, high = ([value for value in values for _ in range(samples)] for values in (prompts, low, high))
+        generated = self.lm.generate_motion(prompts, low, high, seeds, config.top_k, config.temperature)
+        rows = [generated[i * samples:(i + 1) * samples] for i in range(len(captions))]
+        first = [row[index] for row, index in zip(rows, self.lm.closest_motions(captions, rows) if samples > 1
+                                                   else [0] * len(rows))]
         results = []
         for i, (codes, count) in enumerate(zip(first, frames)):
             if count is not None and len(codes) * step < count:

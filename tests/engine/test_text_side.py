@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from engine import Motion, MotionError
-from engine.lm import T2M_PROMPT, MotionLanguageModel
+from engine.lm import T2M_LENGTH_PROMPT, T2M_PROMPT, MotionLanguageModel
 from engine.model import MotionGPT, MotionGPTConfig
 from engine.text_encoder import (READING_PARTS, READING_WEIGHTS_SHA256, WEIGHTS_SHA256, PretrainedTextEncoder,
                                  assemble_reading_model, model_folder, reading_model_folder, weights_sha256)
@@ -117,6 +117,41 @@ def test_a_folder_with_a_text_side_round_trips_and_generates_the_same(tiny_with_
     clip = serve(shared_data)
     assert isinstance(loaded.describe(clip), str)
     assert loaded.inbetween(clip[:40], clip[100:], 9, text="a person serves", seed=0).num_frames == 9
+
+
+def test_several_samples_keep_the_one_nearest_the_caption(tiny_with_text_side):
+    import dataclasses
+    from engine.model import SAMPLE_STEP, derived_seed
+    model, lm, caption = tiny_with_text_side, tiny_with_text_side.lm, "a guy ambles along"
+    prompt = lm.fit_prompt(T2M_LENGTH_PROMPT, caption, frames=40)
+
+    def samples_of(seed: int) -> list[np.ndarray]:      # the first as with one sample, then derived seeds
+        seeds = [derived_seed(seed, 0)] + [derived_seed(seed, SAMPLE_STEP + j) for j in (1, 2)]
+        return lm.generate_motion([prompt] * 3, [10] * 3, [10] * 3, seeds, model.config.top_k, model.config.temperature)
+
+    for seed in range(10):          # a seed whose nearest sample is not the first one
+        samples = samples_of(seed)
+        with torch.inference_mode():
+            ids = lm.text_tokenizer([lm.vocab.motion_string(codes) for codes in samples], padding=True,
+                                    return_tensors="pt")
+            similarity = lm.text_side.motion_embedding(lm.t5, ids["input_ids"], ids["attention_mask"]) @ \
+                lm.text_side.text_embedding([caption])[0]
+        nearest = int(similarity.argmax())
+        if nearest:
+            break
+    assert nearest and lm.closest_motions([caption], [samples]) == [nearest]
+    one = model.text_to_motion(caption, seconds=2, seed=seed)
+    assert np.allclose(model.tokenizer.decode(samples[0]).joints[:40], one.joints, atol=1e-6)
+    model.config = dataclasses.replace(model.config, text_to_motion_samples=3)
+    try:
+        kept = model.text_to_motion(caption, seconds=2, seed=seed)
+        batch = model.text_to_motion_batch([caption, "she curtsies"], seconds=2, seed=seed)
+    finally:
+        model.config = dataclasses.replace(model.config, text_to_motion_samples=1)
+    assert np.allclose(model.tokenizer.decode(samples[nearest]).joints[:40], kept.joints, atol=1e-6)
+    assert np.array_equal(batch[0].joints, kept.joints)        # a batch row is still the single request
+    with pytest.raises(MotionError, match="text_to_motion_samples must be a positive integer"):
+        dataclasses.replace(model.config, text_to_motion_samples=0)
 
 
 @pytest.mark.parametrize("text", ["¿Puedes caminar hacia adelante?", "🏃‍♀️💨", "...!?", "人が走る"])
