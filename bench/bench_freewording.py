@@ -14,7 +14,11 @@ On the paraphrase set (tests/data/paraphrases.tsv, bench/paraphrases.py), in one
   ``round_trip_as_typed``: the lexicon switched off too (no WordNet rewriting, ``engine.lexicon``);
   ``rewritten_by_lexicon``: how many prompts the lexicon changes; ``read_by_label``: how many are
   read as a label caption; ``read_as_right_action``: the share whose reading (``read_as``) names
-  the prompt's action, i.e. how often the prompt was understood before anything was generated.
+  the prompt's action, i.e. how often the prompt was understood before anything was generated;
+  ``read_as_right_action_minilm``: the same with the readings done by all-MiniLM-L6-v2 (the
+  encoder the language model reads its captions with) instead of all-mpnet-base-v2.
+- ``round_trip_one_sample``: the bundled model keeping its first sample instead of the nearest of
+  ``text_to_motion_samples`` (``MotionGPT.text_to_motion_batch``).
 - ``heldout_*``: the same on the held-out set (tests/data/paraphrases_heldout.tsv, 70 prompts
   written by someone who had not seen the first set nor the lexicon's rewrites of it: the first set
   was looked at while the lexicon and the readings were designed, the held-out one never before it
@@ -116,7 +120,10 @@ def retrieval(model, prompts: list[tuple[str, str]]) -> dict:
 def measure_set(model, without, prompts: list[tuple[str, str]], prefix: str) -> dict:
     """The round trips of one paraphrase set: the bundled model, the BPE-only model (``without``,
     may be None) and the bundled model with its lexicon off; keys start with ``prefix``."""
+    import dataclasses
+
     from bench.paraphrases import action_of_caption
+    from engine.reading import Reader
     results = {}
     accuracy, rows = round_trip(model, model, prompts)
     results[f"{prefix}round_trip_with"] = round(accuracy, 3)
@@ -126,6 +133,19 @@ def measure_set(model, without, prompts: list[tuple[str, str]], prefix: str) -> 
     readings, action_words = config.readings, config.action_words
     results[f"{prefix}read_as_right_action"] = round(float(np.mean([action_of_caption(model.read_as(p)) == a
                                                                      for p, a in prompts])), 3)
+    reader = side.reader
+    try:       # the readings with the language model's own encoder (all-MiniLM-L6-v2)
+        side.__dict__["reader"] = Reader(config.known_words, config.readings, config.styles, side.encoder)
+        results[f"{prefix}read_as_right_action_minilm"] = round(float(np.mean(
+            [action_of_caption(model.read_as(p)) == a for p, a in prompts])), 3)
+    finally:
+        side.__dict__["reader"] = reader
+    samples = model.config
+    try:       # the first sample kept
+        model.config = dataclasses.replace(samples, text_to_motion_samples=1)
+        results[f"{prefix}round_trip_one_sample"] = round(round_trip(model, model, prompts)[0], 3)
+    finally:
+        model.config = samples
     try:       # the same model with its readings (engine.reading), then its lexicon too, switched off
         config.readings = {}
         results[f"{prefix}rewritten_by_lexicon"] = sum(side.normalise(p) != p for p, _ in prompts)

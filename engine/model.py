@@ -319,8 +319,8 @@ class MotionGPT:
         samples = config.text_to_motion_samples if self.lm.text_side is not None else 1
         if samples > 1:
             row_seeds = [None if seed is None else seed + i for i in range(len(captions))]
-            seeds = [first if j == 0 else derived_seed(row_seed, SAMPLE_STEP + j)
-                     for first, row_seed in zip(seeds, row_seeds) for j in range(samples)]
+            seeds = [one_sample_seed if j == 0 else derived_seed(row_seed, SAMPLE_STEP + j)
+                     for one_sample_seed, row_seed in zip(seeds, row_seeds) for j in range(samples)]
             prompts, low, high = ([value for value in values for _ in range(samples)] for values in (prompts, low, high))
         generated = self.lm.generate_motion(prompts, low, high, seeds, config.top_k, config.temperature)
         rows = [generated[i * samples:(i + 1) * samples] for i in range(len(captions))]

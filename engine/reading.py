@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Mapping, Sequence
 
-from .lexicon import is_unknown, unknown_words
+from .lexicon import unknown_words
 
 HAND_PHRASES = {"left": " with the left hand", "right": " with the right hand", "both": " with both hands"}
 _HAND = re.compile(r"\b(left|right)\s+(?:hand|arm)\b|\bboth\s+(?:hands|arms)\b")
@@ -48,7 +48,7 @@ class Reader:
                                            + r")\b")) for adverb, phrases in styles.items() if phrases]
         self.encoder = encoder
         means = [encoder.sentence_embeddings(self.prototypes(self.readings[label])).mean(0) for label in self.labels]
-        self.label_embeddings = torch.nn.functional.normalize(torch.stack(means), dim=-1)    # (labels, 384)
+        self.label_embeddings = torch.nn.functional.normalize(torch.stack(means), dim=-1)    # (labels, hidden)
 
     @staticmethod
     def prototypes(captions: Sequence[str]) -> list[str]:

