@@ -27,6 +27,7 @@ from typing import Iterable, Mapping, Sequence
 
 from .lexicon import unknown_words
 
+MEMORY = 4096          # readings remembered per Reader
 HAND_PHRASES = {"left": " with the left hand", "right": " with the right hand", "both": " with both hands"}
 _HAND = re.compile(r"\b(left|right)\s+(?:hand|arm)\b|\bboth\s+(?:hands|arms)\b")
 
@@ -47,6 +48,7 @@ class Reader:
         self.styles = [(adverb, re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
                                            + r")\b")) for adverb, phrases in styles.items() if phrases]
         self.encoder = encoder
+        self.read_before: dict[str, str] = {}       # caption -> its reading (at most MEMORY)
         means = [encoder.sentence_embeddings(self.prototypes(self.readings[label])).mean(0) for label in self.labels]
         self.label_embeddings = torch.nn.functional.normalize(torch.stack(means), dim=-1)    # (labels, hidden)
 
@@ -77,12 +79,27 @@ class Reader:
         """The caption as the model reads it: as typed when it knows every word, else the nearest
         label's caption with the caption's hand and known style word ("a lady curtsies happily"
         -> "a person bows happily")."""
-        if not self.needs_reading(caption):
-            return caption
-        first = self.readings[self.label(caption)][0]
+        return self.read_many([caption])[0]
+
+    def read_many(self, captions: Sequence[str]) -> list[str]:
+        """``read`` for each caption; the captions to read go through the encoder as one batch,
+        and each reading is remembered (a prompt is read again when it is generated, embedded
+        and reported)."""
+        unread = list(dict.fromkeys(c for c in captions if c not in self.read_before and self.needs_reading(c)))
+        for first in range(0, len(unread), 64):
+            chunk = unread[first: first + 64]
+            for caption, best in zip(chunk, self.scores(chunk).argmax(1).tolist()):
+                if len(self.read_before) >= MEMORY:
+                    self.read_before.clear()
+                self.read_before[caption] = self.reading(caption, self.labels[best])
+        return [self.read_before.get(c, c) for c in captions]
+
+    def reading(self, caption: str, label: str) -> str:
+        """``label``'s first caption with the hand and the known style word ``caption`` names."""
         lower = caption.lower()
         hand = _HAND.search(lower)
-        read = first.format(hand="" if hand is None else HAND_PHRASES["both" if hand.group(1) is None else hand.group(1)])
+        read = self.readings[label][0].format(
+            hand="" if hand is None else HAND_PHRASES["both" if hand.group(1) is None else hand.group(1)])
         style = self.style_of(lower)
         return read if style is None else f"{read} {style}"
 

@@ -92,25 +92,30 @@ class TextSide(nn.Module):
         """The caption as the encoder reads it: unknown words rewritten into action words
         (``engine.lexicon``) when the config names action words; then, when the config has
         readings and unknown words remain, the nearest label's caption (``engine.reading``)."""
+        return self.normalise_many([caption])[0]
+
+    def normalise_many(self, captions: Sequence[str]) -> list[str]:
+        """``normalise`` for each caption, the readings done as one batch."""
+        captions = list(captions)
         if self.config.action_words:
             if self.lexicon is None:
                 from .lexicon import Lexicon
                 self.__dict__["lexicon"] = Lexicon(self.config.known_words, self.config.action_words,
                                                    style_words=sum(self.config.styles.values(), []))
-            caption = self.lexicon.normalise(caption)
+            captions = [self.lexicon.normalise(caption) for caption in captions]
         if self.config.readings:
             if self.reader is None:
                 from .reading import Reader
                 self.__dict__["reader"] = Reader(self.config.known_words, self.config.readings, self.config.styles,
                                                  PretrainedTextEncoder.load(self.encoder.device, reading=True))
-            caption = self.reader.read(caption)
-        return caption
+            captions = self.reader.read_many(captions)
+        return captions
 
     # -- the caption states
     def caption_states(self, captions: Sequence[str]) -> list[torch.Tensor]:
         """One (L_i, 384) float32 tensor of encoder states per caption (cached when use_cache),
         read after ``normalise``."""
-        captions = [self.normalise(c) for c in captions]
+        captions = self.normalise_many(captions)
         missing = [c for c in dict.fromkeys(captions) if not (self.use_cache and c in self.cache)]
         found: dict[str, torch.Tensor] = {}
         for first in range(0, len(missing), 64):

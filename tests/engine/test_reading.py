@@ -78,3 +78,14 @@ def test_bad_input_is_read_sensibly(reader):
     long_text = ("a cowboy walks into the saloon; " * 300)[:10_000]
     with pytest.warns(UserWarning, match="reads only its first 384 tokens"):      # all-mpnet-base-v2's limit
         assert reader.read(long_text).startswith("a person walks")
+
+
+def test_readings_are_read_as_one_batch_and_remembered(reader):
+    captions = ["a cowboy walks into the saloon", "a man walks", "the duchess bows before the maharaja",
+                "a cowboy walks into the saloon"]
+    read = reader.read_many(captions)
+    assert read == [reader.read(caption) for caption in captions]
+    assert read[:3] == ["a person walks forward", "a man walks", "a person bows"]
+    # remembered: a reading is not computed again when the prompt is embedded and reported
+    assert reader.read_before["a cowboy walks into the saloon"] == "a person walks forward"
+    assert "a man walks" not in reader.read_before          # known words: read as typed, nothing to remember
