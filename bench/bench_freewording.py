@@ -131,13 +131,15 @@ def measure_set(model, without, prompts: list[tuple[str, str]], prefix: str) -> 
     side = model.lm.text_side
     config = side.config
     readings, action_words = config.readings, config.action_words
-    results[f"{prefix}read_as_right_action"] = round(float(np.mean([action_of_caption(model.read_as(p)) == a
-                                                                     for p, a in prompts])), 3)
+
+    def read_right() -> float:
+        return round(float(np.mean([action_of_caption(model.read_as(p)) == a for p, a in prompts])), 3)
+
+    results[f"{prefix}read_as_right_action"] = read_right()
     reader = side.reader
     try:       # the readings with the language model's own encoder (all-MiniLM-L6-v2)
         side.__dict__["reader"] = Reader(config.known_words, config.readings, config.styles, side.encoder)
-        results[f"{prefix}read_as_right_action_minilm"] = round(float(np.mean(
-            [action_of_caption(model.read_as(p)) == a for p, a in prompts])), 3)
+        results[f"{prefix}read_as_right_action_minilm"] = read_right()
     finally:
         side.__dict__["reader"] = reader
     samples = model.config

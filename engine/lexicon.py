@@ -16,8 +16,12 @@ point in time"). An adjective or adverb (never a word that can be a noun) tied t
 the model knows becomes that word ("weary" -> "tired"). Words the model knows, function words,
 and words that WordNet cannot tie to an action or a style stay as typed.
 
-A word right after an article or possessive ("a curtsy", "the exit") is looked up as a noun only;
-any other word as a verb, then an adverb, an adjective, a noun. The action words and the known
+A word right after an article or possessive ("a genuflection", "the exit") is looked up as a noun
+only; a word where a verb stands (``Lexicon.verb_places``: the main verb, the first verb of a later
+clause) as a verb, then an adverb, an adjective, a noun; any other word as an adverb, an adjective
+or a noun ("on foot" stays). A word under the narrow kind of an action word's first sense (a
+hypernym of at most ``NARROW_KIND`` kinds: "zoom" and "run" are both "travel rapidly") is read as
+that action word. The action words and the known
 words are stored with each model (``engine.text_side.TextSideConfig``): the head word of every
 label phrasing of the training data, and every word of its captions (``engine.data``).
 
@@ -262,8 +266,8 @@ class Lexicon:
                         self.style_targets.setdefault((pos, offset), word)
 
     def replacement(self, word: str, noun_only: bool = False, verb: bool = True, style: bool = True) -> str | None:
-        """The action word for an unknown ``word`` ("curtsies" -> "bows"; as a noun, "a curtsy" ->
-        "bow"), else its style word (``style_word``; only with ``style``), or None. ``verb=False``:
+        """The action word for an unknown ``word`` ("curtsies" -> "bows"; as a noun, "a genuflection"
+        -> "bow"), else its style word (``style_word``; only with ``style``), or None. ``verb=False``:
         the word does not stand where a verb stands (``verb_places``) and is looked up as an
         adverb, adjective or noun only ("on foot" is not "walks"; "an elegant curtsy" -> "an
         elegant gesture")."""

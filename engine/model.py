@@ -324,8 +324,8 @@ class MotionGPT:
             prompts, low, high = ([value for value in values for _ in range(samples)] for values in (prompts, low, high))
         generated = self.lm.generate_motion(prompts, low, high, seeds, config.top_k, config.temperature)
         rows = [generated[i * samples:(i + 1) * samples] for i in range(len(captions))]
-        first = [row[index] for row, index in zip(rows, self.lm.closest_motions(captions, rows) if samples > 1
-                                                   else [0] * len(rows))]
+        kept = self.lm.closest_motions(captions, rows) if samples > 1 else [0] * len(rows)
+        first = [row[index] for row, index in zip(rows, kept)]
         results = []
         for i, (codes, count) in enumerate(zip(first, frames)):
             if count is not None and len(codes) * step < count:

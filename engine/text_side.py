@@ -85,7 +85,7 @@ class TextSide(nn.Module):
         self.__dict__["encoder"] = encoder or PretrainedTextEncoder.load()
         self.__dict__["cache"] = {}       # caption -> (L, 384) states; set ``use_cache`` for training
         self.__dict__["lexicon"] = None   # engine.lexicon.Lexicon, built on first use
-        self.__dict__["reader"] = None    # engine.reading.Reader, built on first use
+        self.__dict__["reader"] = None    # engine.reading.Reader, built for the first caption it must read
         self.use_cache = False
 
     def normalise(self, caption: str) -> str:
@@ -105,6 +105,10 @@ class TextSide(nn.Module):
             captions = [self.lexicon.normalise(caption) for caption in captions]
         if self.config.readings:
             if self.reader is None:
+                from .lexicon import unknown_words
+                known = frozenset(word.lower() for word in self.config.known_words)
+                if not any(unknown_words(caption, known) for caption in captions):
+                    return captions     # nothing to read: the reading encoder is not loaded yet
                 from .reading import Reader
                 self.__dict__["reader"] = Reader(self.config.known_words, self.config.readings, self.config.styles,
                                                  PretrainedTextEncoder.load(self.encoder.device, reading=True))
