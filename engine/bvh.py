@@ -20,6 +20,7 @@ import numpy as np
 
 from .bone_maps import BoneMap, detect_bone_map, load_bone_map
 from .errors import MotionError
+from .files import write_text
 from .motion import (JOINT_NAMES, NUM_JOINTS, PARENTS, RAW_OFFSETS, Motion, bone_lengths, fill_missing_joints,
                      quat_between, quat_inv, quat_mul, quat_rotate, quat_to_matrix)
 
@@ -449,10 +450,7 @@ def write_bvh(motion: Motion, path: str | Path, units: str = "cm") -> None:
     values = np.concatenate([local_offset * scale, euler], axis=-1)[:, order].reshape(frames, -1)
     lines = ["HIERARCHY"] + block(0, 0) + ["MOTION", f"Frames: {frames}", f"Frame Time: {1.0 / motion.fps:.8f}"]
     body = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in values)
-    try:
-        Path(path).write_text("\n".join(lines) + "\n" + body + "\n", encoding="ascii")
-    except OSError as error:
-        raise MotionError(f"cannot write BVH file {path}: {error}") from None
+    write_text(path, "\n".join(lines) + "\n" + body + "\n", encoding="ascii", what="BVH file")
 
 
 def _quat_to_euler_zxy(quats: np.ndarray) -> np.ndarray:
