@@ -10,6 +10,11 @@ One worker per Blender session (``shared_client``) keeps the model loaded; it is
 the settings change and restarted on the next request after it died. A crash of the worker (or
 the machine killing it) becomes a failed reply with the end of its log, never an exception in
 Blender's main loop.
+
+Disk faults end a request, never the session: the exchange folder (and the worker's log in it)
+is made again when something (a tmp cleaner) deleted it, before the process starts and before
+each request's inputs are written; a failed write or an unreadable result is a ``WorkerError``
+naming the file, and the next request starts afresh.
 """
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import MotionError
+from engine.files import load_npy, save_npy
 from engine.motion import Motion
 
 LOG_TAIL_LINES = 12
@@ -45,7 +52,7 @@ class WorkerSettings:
 
 
 class WorkerError(Exception):
-    """A request that failed; ``kind``: input, memory, engine, crash, start or cancelled."""
+    """A request that failed; ``kind``: input, memory, engine, crash, start, disk or cancelled."""
 
     def __init__(self, message: str, kind: str = "engine"):
         super().__init__(message)
@@ -75,10 +82,12 @@ class Request:
         if "motion" in self.reply:
             path = Path(self.reply["motion"])
             try:
-                joints = np.load(path, allow_pickle=False)
+                return Motion(load_npy(path, "the engine's result"), float(self.reply.get("fps", 20.0)))
+            except MotionError as error:
+                message = str(error) if str(path) in str(error) else f"the engine's result {path}: {error}"
+                raise WorkerError(message, "disk") from None
             finally:
-                path.unlink(missing_ok=True)
-            return Motion(joints, float(self.reply.get("fps", 20.0)))
+                _remove(path)
         if "text" in self.reply:
             return self.reply["text"]
         return {k: v for k, v in self.reply.items() if k not in ("id", "ok")}
@@ -89,13 +98,66 @@ class WorkerClient:
 
     def __init__(self, settings: WorkerSettings):
         self.settings = settings
-        self.exchange = Path(tempfile.mkdtemp(prefix="motiongpt-"))
+        try:
+            self.exchange = Path(tempfile.mkdtemp(prefix="motiongpt-"))
+        except OSError as error:
+            raise WorkerError(f"cannot make the engine's exchange folder in {tempfile.gettempdir()}: "
+                              f"{_reason(error)}", "disk") from None
         self.log_path = self.exchange / "worker.log"
+        self.requests_sent = 0          # how many tasks went to the worker (tests: nothing ran)
         self._ids = itertools.count(1)
         self._messages: queue.Queue = queue.Queue()
         self._pending: dict[int, Request] = {}
         self._process: subprocess.Popen | None = None
         self._log = None
+        self._log_lock = threading.Lock()
+        self._log_copier: threading.Thread | None = None
+        self._closed = False            # after shutdown: late log lines must not make the folder again
+
+    # -- the exchange folder and the log
+    def ensure_exchange(self) -> None:
+        """Make the private exchange folder again when it is missing (deleted by a tmp cleaner);
+        ``WorkerError`` naming it when that fails or the path is taken by something else."""
+        try:
+            self.exchange.mkdir(mode=0o700)
+            self._write_log(b"")            # the log too (a running worker's next lines go there)
+        except FileExistsError:
+            if not self.exchange.is_dir():
+                raise WorkerError(f"the engine's exchange folder {self.exchange} is not a folder "
+                                  "(something else took its name)", "disk") from None
+            if hasattr(os, "getuid") and self.exchange.stat().st_uid != os.getuid():
+                raise WorkerError(f"the engine's exchange folder {self.exchange} belongs to another user",
+                                  "disk") from None
+        except OSError as error:
+            raise WorkerError(f"cannot make the engine's exchange folder {self.exchange}: {_reason(error)}",
+                              "disk") from None
+
+    def _write_log(self, data: bytes) -> None:
+        """Append the worker's stderr to the log, reopening it when it was deleted; a log that
+        cannot be written (a full disk) loses those lines, never the worker."""
+        with self._log_lock:
+            if self._closed:
+                return
+            try:
+                if self._log is None or not self.log_path.exists():
+                    if self._log is not None:
+                        self._log.close()
+                    self._log = None
+                    self.exchange.mkdir(mode=0o700, exist_ok=True)
+                    self._log = open(self.log_path, "ab")
+                self._log.write(data)
+                self._log.flush()
+            except OSError:
+                pass
+
+    def _copy_log(self, stream) -> None:
+        try:
+            for line in stream:
+                self._write_log(line)
+        except (OSError, ValueError):
+            pass
+        finally:
+            stream.close()
 
     # -- process
     def _environment(self) -> dict:
@@ -121,16 +183,22 @@ class WorkerClient:
         if not python or not (Path(python).is_file() or shutil.which(python)):
             raise WorkerError(f"the Python interpreter for the engine was not found: '{python}' (set it in "
                               "the MotionGPT add-on preferences)", "start")
-        self._log = open(self.log_path, "ab")
+        self._closed = False
+        self.ensure_exchange()
+        self._write_log(b"")                # (re)creates the log
         command = [python, "-m", "engine.worker", "--model", self.settings.model,
                    "--device", self.settings.device, "--exchange", str(self.exchange)]
         try:
             self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=self._log, env=self._environment(), cwd=str(self.exchange))
+                                             stderr=subprocess.PIPE, env=self._environment(),
+                                             cwd=str(self.exchange))
         except OSError as error:
             raise WorkerError(f"cannot start the engine process with '{python}': {error}", "start") from None
         self._messages = queue.Queue()
-        threading.Thread(target=self._read_replies, args=(self._process, self._messages),
+        self._log_copier = threading.Thread(target=self._copy_log, args=(self._process.stderr,),
+                                            name="motiongpt-log", daemon=True)
+        self._log_copier.start()
+        threading.Thread(target=self._read_replies, args=(self._process, self._messages, self._log_copier),
                          name="motiongpt-replies", daemon=True).start()
 
     @property
@@ -142,13 +210,15 @@ class WorkerClient:
         return self._process.pid if self._process is not None else None
 
     @staticmethod
-    def _read_replies(process: subprocess.Popen, messages: queue.Queue) -> None:
+    def _read_replies(process: subprocess.Popen, messages: queue.Queue, log_copier: threading.Thread) -> None:
         for line in process.stdout:
             try:
                 messages.put(json.loads(line))
             except ValueError:
                 continue
-        messages.put({"dead": process.wait()})
+        code = process.wait()
+        log_copier.join(2.0)                # the log's last lines are there before the crash is told
+        messages.put({"dead": code})
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         try:
@@ -163,15 +233,22 @@ class WorkerClient:
         if not self.alive:
             self._fail_pending("the engine process is not running")
             self.start()
+        self.ensure_exchange()
         request = Request(next(self._ids), task)
         message = {"id": request.id, "task": task, **fields}
         for key, motion in (motions or {}).items():
             path = self.exchange / f"in_{request.id}_{key}.npy"
-            np.save(path, np.ascontiguousarray(motion.joints, dtype=np.float32))
+            try:
+                save_npy(path, np.ascontiguousarray(motion.joints, dtype=np.float32), "the motion for the engine")
+            except MotionError as error:
+                for written in request.inputs:
+                    _remove(written)
+                raise WorkerError(str(error), "disk") from None
             request.inputs.append(path)
             message[key] = str(path)
             message["fps"] = float(motion.fps)
         self._pending[request.id] = request
+        self.requests_sent += 1
         try:
             self._send(message)
         except WorkerError as error:
@@ -208,7 +285,7 @@ class WorkerClient:
             request = self._pending.get(message.get("id"))
             if request is None:
                 if message.get("ok") is not None and message.get("motion"):
-                    Path(message["motion"]).unlink(missing_ok=True)   # reply to a cancelled request
+                    _remove(Path(message["motion"]))               # reply to a cancelled request
                 continue
             if "status" in message and "ok" not in message:
                 request.status = message["status"]
@@ -242,7 +319,7 @@ class WorkerClient:
         request.reply = reply
         self._pending.pop(request.id, None)
         for path in request.inputs:
-            path.unlink(missing_ok=True)
+            _remove(path)
 
     def _fail_pending(self, message: str) -> None:
         for request in list(self._pending.values()):
@@ -271,10 +348,26 @@ class WorkerClient:
             if process.stdout:
                 process.stdout.close()
         self._fail_pending("the engine process was shut down")
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        if self._log_copier is not None:
+            self._log_copier.join(2.0)
+        with self._log_lock:
+            self._closed = True
+            if self._log is not None:
+                self._log.close()
+                self._log = None
         shutil.rmtree(self.exchange, ignore_errors=True)
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def _remove(path: Path) -> None:
+    """Delete an exchange file; one that is gone already or cannot be deleted is left alone."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 _shared: WorkerClient | None = None

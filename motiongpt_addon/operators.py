@@ -16,15 +16,20 @@ How a job runs:
 
 Only one job runs at a time. Cancel (the panel's button, Esc, ``bpy.ops.motiongpt.cancel()``)
 ends a job at its next poll (0.1 s); steps already applied stay (a batch keeps its clips).
+
+Faults: any exception of an operator becomes one ``report({'ERROR'})`` and CANCELLED
+(``reporting.reports_errors``); any failure of a step (the worker, a disk fault writing its input
+or reading its result, a bug) ends the job FAILED with one message, and the next request starts
+afresh. Library data that could not keep new keys, a degenerate rig (scale 0, bones at one point)
+and bad text are refused before the model runs. Seeds wrap at 2**31 (``variant_seed``) so that
+seed + variant fits the Action's 32-bit ID property.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
-import sys
 import time
-import traceback
 import unicodedata
 from dataclasses import dataclass
 from typing import Callable
@@ -37,6 +42,7 @@ from engine.errors import MotionError
 from engine.motion import MODEL_FPS, Motion
 
 from . import anim_compat, client, preferences, retarget
+from .reporting import error_message, reports_errors
 from .skeleton_fit import fit_motion, rotation_channels
 
 POLL_SECONDS = 0.1
@@ -46,6 +52,7 @@ CONTEXT_SECONDS = 2.0           # existing motion shown to the model around a ga
 MAX_BATCH_PROMPTS = 500
 MAX_PROMPT_CHARS = 500
 ACTION_NAME_CHARS = 48
+SEED_LIMIT = 2 ** 31            # seeds are kept in 0 .. 2**31 - 1: an ID property int is 32-bit signed
 BATCH_TRACK_NAME = "MotionGPT Batch"
 
 
@@ -120,8 +127,8 @@ class Job:
                     return
                 try:
                     self.request = self.steps[self.index].submit(self.worker)
-                except client.WorkerError as error:          # the process could not start
-                    return self._end('FAILED', str(error))
+                except Exception as error:  # no process, a disk fault writing the input, a bug
+                    return self._end('FAILED', error_message(error))
             if not self.request.done:
                 return
             request, self.request = self.request, None
@@ -132,11 +139,8 @@ class Job:
                     self.read_as.append(request.reply["read_as"])
             except client.WorkerError as error:
                 return self._end('CANCELLED' if error.kind == "cancelled" else 'FAILED', str(error))
-            except (MotionError, ReferenceError) as error:
-                return self._end('FAILED', str(error))
-            except Exception as error:      # a bug must not leave the job (and the UI) stuck
-                traceback.print_exc(file=sys.stderr)
-                return self._end('FAILED', f"internal error: {type(error).__name__}: {error}")
+            except Exception as error:      # nothing may leave the job (and the UI) stuck
+                return self._end('FAILED', error_message(error))
             self.index += 1
 
     def run_to_end(self) -> None:
@@ -152,8 +156,7 @@ class Job:
             try:
                 self.on_end(self)
             except Exception as problem:    # clean-up must not hide the outcome
-                traceback.print_exc(file=sys.stderr)
-                self.error = self.error or f"internal error: {problem}"
+                self.error = self.error or error_message(problem)
 
 
 _running: Job | None = None
@@ -250,7 +253,7 @@ def bone_map_of(context, armature):
         bone_map = bpy.path.abspath(settings.bone_map_file).strip()
         if not bone_map or not os.path.isfile(bone_map):
             raise _problem(f"the bone-map file does not exist: '{bone_map}'")
-    retarget.resolve_bone_map(armature, bone_map)
+    retarget.check_rig(armature, bone_map)
     return bone_map
 
 
@@ -261,8 +264,17 @@ def worker_for(context) -> client.WorkerClient:
     return client.shared_client(preferences.worker_settings(context))
 
 
+def clean_text(text) -> str:
+    """``text`` on one printable line: control and format characters (NUL, newlines, tabs, escape,
+    bidi overrides such as U+202E, zero-width marks) and other separators become spaces, and runs
+    of spaces one space. The one cleaning of prompts, captions and Action names."""
+    text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in str(text))
+    return " ".join(text.split())
+
+
 def clean_prompt(text: str, what: str = "prompt") -> str:
-    text = " ".join(str(text).split())
+    """A prompt as it is sent and stored (``clean_text``); MotionError when empty or too long."""
+    text = clean_text(text)
     if not text:
         raise _problem(f"the {what} is empty: describe the motion in words, e.g. 'a person walks forward'")
     if len(text) > MAX_PROMPT_CHARS:
@@ -271,14 +283,28 @@ def clean_prompt(text: str, what: str = "prompt") -> str:
 
 
 def clean_caption(text: str) -> str:
-    """Printable text on one line (a model may emit control characters)."""
-    text = "".join(ch for ch in str(text) if unicodedata.category(ch)[0] != "C")
-    return " ".join(text.split()) or "(no description)"
+    """A caption as it is stored (a model may emit control characters)."""
+    return clean_text(text) or "(no description)"
 
 
 def action_name_for(prompt: str) -> str:
-    name = prompt if len(prompt) <= ACTION_NAME_CHARS else prompt[:ACTION_NAME_CHARS - 3].rstrip() + "..."
-    return name
+    """The Action name for a prompt: cleaned, at most ``ACTION_NAME_CHARS`` characters."""
+    name = clean_text(prompt) or "MotionGPT"
+    return name if len(name) <= ACTION_NAME_CHARS else name[:ACTION_NAME_CHARS - 3].rstrip() + "..."
+
+
+def variant_seed(seed: int, offset: int) -> int:
+    """The seed of variant (or batch line) ``offset``: ``seed + offset``, wrapping to 0 after
+    2**31 - 1 so that it fits a 32-bit ID property and the worker's seed range."""
+    return (int(seed) + int(offset)) % SEED_LIMIT
+
+
+def check_animatable(armature, adds_to_action: bool = False) -> None:
+    """Refuse, before the model runs, an armature whose new keys would be lost on save (linked
+    from a library, a system override) and, for ``adds_to_action``, a linked current action."""
+    anim = armature.animation_data
+    action = anim.action if adds_to_action and anim is not None else None
+    retarget.check_editable(armature, action)
 
 
 def _armature_by_name(name: str):
@@ -314,7 +340,7 @@ def _fitted_channels(armature, joints: np.ndarray, samples_per_frame: float, bon
     """Fit joints (T, 22, 3) at 20 fps onto the armature; sample the pose track at ``frame_count``
     consecutive scene frames, the joints' rows being ``samples_per_frame`` apart per scene frame.
     Returns [(data_path, index, group, values (frame_count,))]."""
-    joint_to_bone = retarget.resolve_bone_map(armature, bone_map)
+    joint_to_bone = retarget.check_rig(armature, bone_map)
     rig = retarget.rig_skeleton(armature, joint_to_bone)
     track = fit_motion(joints, MODEL_FPS, rig, clean_feet=clean_feet)
     track = dataclasses.replace(track, fps=samples_per_frame).resample(1.0)
@@ -414,8 +440,8 @@ class _JobOperator:
             return None
         try:
             job = self.make_job(context)
-        except (MotionError, client.WorkerError) as error:
-            self.report({'ERROR'}, str(error))
+        except Exception as error:
+            self.report({'ERROR'}, error_message(error))
             return None
         _running = job
         _set_status(job)
@@ -434,17 +460,21 @@ class _JobOperator:
     def done_message(self, job: Job) -> str:
         return job.summary()
 
+    @reports_errors
     def execute(self, context):
         job = self._start(context)
         if job is None:
             return {'CANCELLED'}
+        self._job = job
         if self.asynchronous:
+            self._job = None                # runs on after this operator returned
             if not bpy.app.timers.is_registered(drive_jobs):
                 bpy.app.timers.register(drive_jobs, first_interval=POLL_SECONDS)
             return {'FINISHED'}
         job.run_to_end()
         return self._outcome(job)
 
+    @reports_errors
     def invoke(self, context, event):
         if bpy.app.background or context.window is None:
             return self.execute(context)
@@ -458,6 +488,7 @@ class _JobOperator:
         context.window_manager.modal_handler_add(self)
         return {'RUNNING_MODAL'}
 
+    @reports_errors
     def modal(self, context, event):
         job = self._job
         if event.type == 'ESC' and event.value == 'PRESS' and not job.finished:
@@ -466,10 +497,20 @@ class _JobOperator:
             return {'RUNNING_MODAL'}
         if not job.finished:
             return {'PASS_THROUGH'}
-        context.window_manager.event_timer_remove(self._timer)
+        self.clean_up(context)
         result = self._outcome(job)
         self.after_ui(context, job)
         return result
+
+    def clean_up(self, context) -> None:
+        """Remove the modal timer and stop this operator's job if it still runs (also after an error)."""
+        timer, self._timer = getattr(self, "_timer", None), None
+        if timer is not None:
+            context.window_manager.event_timer_remove(timer)
+        job = getattr(self, "_job", None)
+        if job is not None and not job.finished:
+            job.cancel()
+            drive_jobs()
 
     def after_ui(self, context, job: Job) -> None:
         """Interactive extras once the job ended (Describe shows a popup)."""
@@ -485,7 +526,8 @@ class MOTIONGPT_OT_generate(_JobOperator, bpy.types.Operator):
     prompt: StringProperty(name="Prompt", description="What the character does")
     seconds: FloatProperty(name="Seconds", default=0.0, min=0.0, max=MAX_SECONDS,
                            description="Length of the motion; 0 lets the model choose")
-    seed: IntProperty(name="Seed", default=0, min=0)
+    seed: IntProperty(name="Seed", default=0, min=0,
+                      description="Random seed; variants use seed, seed+1, ... (after 2147483647 comes 0)")
     variants: IntProperty(name="Variants", default=1, min=1, max=16)
 
     def make_job(self, context) -> Job:
@@ -497,19 +539,20 @@ class MOTIONGPT_OT_generate(_JobOperator, bpy.types.Operator):
             seconds = None if settings.auto_duration else settings.seconds
         seed, variants = self.value(context, "seed", "seed"), self.value(context, "variants", "variants")
         armature = target_armature(context)
+        check_animatable(armature)
         bone_map = bone_map_of(context, armature)
         start, name, in_place = context.scene.frame_current, armature.name, settings.in_place
         worker = worker_for(context)
 
         def make_step(variant: int) -> Step:
             def submit(w):
-                return w.submit("text_to_motion", text=prompt, seconds=seconds, seed=seed + variant)
+                return w.submit("text_to_motion", text=prompt, seconds=seconds, seed=variant_seed(seed, variant))
 
             def apply(motion):
-                action = retarget.apply_motion(_armature_by_name(name), motion, bone_map, start_frame=start,
-                                               action_name=action_name_for(prompt), in_place=in_place)
-                action["motiongpt_prompt"] = prompt
-                action["motiongpt_seed"] = seed + variant
+                action = retarget.apply_motion(
+                    _armature_by_name(name), motion, bone_map, start_frame=start,
+                    action_name=action_name_for(prompt), in_place=in_place,
+                    properties={"motiongpt_prompt": prompt, "motiongpt_seed": variant_seed(seed, variant)})
                 return action.name
             return Step(f"'{prompt}' (variant {variant + 1})", submit, apply)
         return Job("Generate", [make_step(v) for v in range(variants)], worker)
@@ -530,12 +573,13 @@ class MOTIONGPT_OT_inbetween(_JobOperator, bpy.types.Operator):
 
     def make_job(self, context) -> Job:
         armature = target_armature(context, prefer_active=True)
-        steer = " ".join(self.value(context, "prompt", "inbetween_prompt").split()) or None
+        steer = clean_text(self.value(context, "prompt", "inbetween_prompt")) or None
         if steer and len(steer) > MAX_PROMPT_CHARS:
             raise _problem(f"the prompt is {len(steer)} characters long; keep it under {MAX_PROMPT_CHARS}")
         anim = armature.animation_data
         if anim is None or anim.action is None or not _bone_fcurves(armature):
             raise _problem(f"'{armature.name}' has no keyed bones: key a start and an end pose first")
+        check_animatable(armature, adds_to_action=True)
         keys = selected_key_frames(armature)
         if not keys:
             raise _problem(f"no keys selected on '{armature.name}': select the keys on both sides of the gap "
@@ -610,7 +654,8 @@ class MOTIONGPT_OT_describe(_JobOperator, bpy.types.Operator):
             caption = clean_caption(text)
             obj = _armature_by_name(name)
             holder = obj.animation_data.action if obj.animation_data and obj.animation_data.action else obj
-            holder["motiongpt_caption"] = caption
+            if retarget.is_local(holder):      # linked data is only read: the caption stays in the panel
+                holder["motiongpt_caption"] = caption
             bpy.context.scene.motiongpt.last_caption = caption
             return caption
         step = Step(f"frames {start}-{end}", lambda w: w.submit("describe", motions={"motion": motion}), apply)
@@ -647,6 +692,7 @@ class MOTIONGPT_OT_continue_motion(_JobOperator, bpy.types.Operator):
         anim = armature.animation_data
         if anim is None or anim.action is None or not _bone_fcurves(armature):
             raise _problem(f"'{armature.name}' has no action to continue: generate or key some motion first")
+        check_animatable(armature, adds_to_action=True)
         fps = retarget.scene_fps(context.scene)
         first, last = _action_range(anim.action)
         start = max(first, last - int(round(CONTEXT_SECONDS * fps)))
@@ -666,7 +712,8 @@ class MOTIONGPT_OT_continue_motion(_JobOperator, bpy.types.Operator):
             write_between(obj, [(p, i, g, v[:count]) for p, i, g, v in channels], last, last + count - 1, 'START')
             return last + count - 1
         step = Step(f"{seconds:g} s after frame {last}",
-                    lambda w: w.submit("predict", motions={"motion": given}, seconds=seconds, seed=seed), apply)
+                    lambda w: w.submit("predict", motions={"motion": given}, seconds=seconds,
+                                       seed=variant_seed(seed, 0)), apply)
         return Job("Continue", [step], worker)
 
 
@@ -675,7 +722,7 @@ def read_prompt_lines(text: str) -> tuple[list[str], int]:
     are dropped (the first is kept). Returns (prompts, number of duplicates dropped)."""
     prompts, seen, duplicates = [], set(), 0
     for line in text.splitlines():
-        prompt = " ".join(line.split())
+        prompt = clean_text(line)
         if not prompt or prompt.startswith("#"):
             continue
         if prompt.lower() in seen:
@@ -736,6 +783,7 @@ class MOTIONGPT_OT_batch(_JobOperator, bpy.types.Operator):
             if len(prompt) > MAX_PROMPT_CHARS:
                 raise _problem(f"prompt {number} is {len(prompt)} characters long; keep it under {MAX_PROMPT_CHARS}")
         armature = target_armature(context)
+        check_animatable(armature)
         bone_map = bone_map_of(context, armature)
         done = batch_actions(batch_key, armature.name)
         todo = [(i, p) for i, p in enumerate(prompts) if p not in done]
@@ -749,7 +797,7 @@ class MOTIONGPT_OT_batch(_JobOperator, bpy.types.Operator):
 
         def make_step(line: int, prompt: str) -> Step:
             def submit(w):
-                return w.submit("text_to_motion", text=prompt, seconds=seconds, seed=seed + line)
+                return w.submit("text_to_motion", text=prompt, seconds=seconds, seed=variant_seed(seed, line))
 
             def apply(motion):
                 return _place_batch_clip(_armature_by_name(name), motion, bone_map, prompt, batch_key, line,
@@ -789,12 +837,10 @@ def _place_batch_clip(armature, motion: Motion, bone_map, prompt: str, batch_key
     action = None
     try:
         action = retarget.apply_motion(armature, motion, bone_map, start_frame=start,
-                                       action_name=action_name_for(prompt), in_place=in_place)
+                                       action_name=action_name_for(prompt), in_place=in_place,
+                                       properties={"motiongpt_prompt": prompt, "motiongpt_batch": batch_key,
+                                                   "motiongpt_target": armature.name, "motiongpt_line": line + 1})
         armature.animation_data.action = None
-        action["motiongpt_prompt"] = prompt
-        action["motiongpt_batch"] = batch_key
-        action["motiongpt_target"] = armature.name
-        action["motiongpt_line"] = line + 1
         if layout == 'NLA':
             strip = _batch_track(armature).strips.new(action.name, int(action.frame_range[0]), action)
             if anim_compat.HAS_SLOTS and len(action.slots) and strip.action_slot != action.slots[0]:
@@ -821,6 +867,7 @@ class MOTIONGPT_OT_cancel(bpy.types.Operator):
     def poll(cls, context):
         return running_job() is not None
 
+    @reports_errors
     def execute(self, context):
         if not cancel_running_job():
             return {'CANCELLED'}

@@ -17,6 +17,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from .client import WorkerSettings
+from .reporting import reports_errors
 
 # The engine's Python dependencies (kept equal to pyproject.toml's [project].dependencies).
 REQUIREMENTS = (
@@ -169,6 +170,7 @@ class MOTIONGPT_OT_install_dependencies(bpy.types.Operator):
                                   "'--index-url URL' or '--no-index --find-links FOLDER'", default="",
                                   options={'SKIP_SAVE'})
 
+    @reports_errors
     def execute(self, context):
         global _install
         if _install is not None and _install.running:

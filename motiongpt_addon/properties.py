@@ -33,7 +33,8 @@ class MotionGPTSettings(bpy.types.PropertyGroup):
                                 description="Let the model choose how long the motion is")
     seconds: FloatProperty(name="Seconds", default=4.0, min=0.2, soft_max=10.0, max=60.0, unit='TIME_ABSOLUTE',
                            description="Length of the generated motion")
-    seed: IntProperty(name="Seed", default=0, min=0, description="Random seed; variants use seed, seed+1, ...")
+    seed: IntProperty(name="Seed", default=0, min=0,
+                      description="Random seed; variants use seed, seed+1, ... (after 2147483647 comes 0)")
     variants: IntProperty(name="Variants", default=1, min=1, max=16,
                           description="How many different motions to generate (one Action each)")
     bone_map_mode: EnumProperty(

@@ -17,9 +17,14 @@ axis-angle bone with any rotation lock (``lock_rotation``, or ``lock_rotation_w`
 ``lock_rotations_4d``) gets no rotation keys at all, as its components cannot be honoured one by
 one. The fit does not know about locks: children are posed as if the locked bone had followed.
 
-Library data: an object linked from a library (``obj.library``) or a system library override is
-refused (Blender would drop the keys on reload); a library override, or a local object whose
-armature *data* is linked, gets its own action as usual.
+Library data (``check_editable``): an object linked from a library (``obj.library``) or a system
+library override is refused (Blender would drop the keys on reload), and so is adding keys to a
+linked action; a library override, or a local object whose armature *data* is linked (the pose
+and its keys live on the object), gets its own action as usual.
+
+Degenerate rigs (``check_rig``): an object scale of 0 on an axis, mapped bones that all start at
+one point or legs of zero length are refused before anything is read or keyed, and so is a pose
+that collapses (every joint at one point) or has non-finite positions in ``read_motion``.
 
 Spaces: everything is relative to the armature object (its location, rotation and scale are
 applied by Blender on top). ``read_motion`` returns positions in the object's frame (its
@@ -37,6 +42,8 @@ from engine.motion import JOINT_NAMES, MODEL_FPS, NUM_JOINTS, Motion, fill_missi
 from . import anim_compat
 from .skeleton_fit import (AIM_CANDIDATES, RigSkeleton, blender_to_engine, engine_to_blender, fit_motion,
                            rotation_channels)
+
+MIN_EXTENT = 1e-6           # metres / rig units: a scale or a spread below this is treated as zero
 
 # Bone names of the SMPL armature ``create_smpl_armature`` builds: the SMPL FBX/BVH names, so the
 # "smpl" bone-map preset finds them.
@@ -59,6 +66,55 @@ def _check_armature(armature_obj) -> None:
         raise MotionError(f"'{name}' is not an armature (it is {kind}); select an armature object")
     if armature_obj.mode == 'EDIT':
         raise MotionError(f"armature '{armature_obj.name}' is in Edit Mode; leave it first")
+
+
+def check_rig(armature_obj, bone_map=None) -> dict[str, str]:
+    """Refuse an armature that cannot be read or keyed, with a MotionError naming it: not an
+    armature, in Edit Mode, scale 0 on an axis, bones the bone map cannot place, mapped bones all
+    at one point or legs of zero length. Returns the SMPL joint -> bone map."""
+    _check_armature(armature_obj)
+    scale = np.concatenate([np.abs(np.array(armature_obj.scale)),
+                            np.linalg.norm(np.array(armature_obj.matrix_world)[:3, :3], axis=0)])
+    if not (scale > MIN_EXTENT).all():
+        raise MotionError(f"armature '{armature_obj.name}' has scale 0 on an axis (its scale is "
+                          f"{tuple(round(v, 6) for v in armature_obj.scale)}; or a parent's): give it a non-zero scale")
+    joint_to_bone = resolve_bone_map(armature_obj, bone_map)
+    rig = rig_skeleton(armature_obj, joint_to_bone)
+    rest = rig.rest_joints[rig.mapped]
+    if not np.ptp(rest, axis=0).max() > MIN_EXTENT or not rig.leg_length() > MIN_EXTENT:
+        raise MotionError(f"armature '{armature_obj.name}' is degenerate: its mapped bones all start at one "
+                          "point or its leg bones have zero length; fix its rest pose (Edit Mode)")
+    return joint_to_bone
+
+
+def is_local(id_data) -> bool:
+    """True when changes to ``id_data`` are saved with this file: not linked from a library and
+    not a system library override."""
+    if id_data.library is not None:
+        return False
+    override = id_data.override_library
+    return override is None or not getattr(override, "is_system_override", False)
+
+
+def check_editable(armature_obj, action=None) -> None:
+    """MotionError when keys on ``armature_obj`` (or new keys in its ``action``, when given) would
+    be lost on save: linked library data or a system override. Its armature data may be linked."""
+    name = armature_obj.name
+    if armature_obj.library is not None:
+        raise MotionError(f"'{name}' is linked from the library '{_library_name(armature_obj)}': make it local "
+                          "(Object > Relations > Make Local) or make a library override (Object > Library "
+                          "Override) to animate it")
+    if not is_local(armature_obj):
+        raise MotionError(f"'{name}' is a system library override, which cannot be edited: make it editable "
+                          "(Outliner: right-click > Library Override > Make Editable) to animate it")
+    if action is not None and (action.library is not None or action.override_library is not None):
+        where = f"linked from library '{_library_name(action)}'" if action.library else "a library override"
+        raise MotionError(f"the action '{action.name}' of '{name}' is {where} and cannot get new keys: make "
+                          "it local first (Action Editor: click the library icon beside its name)")
+
+
+def _library_name(id_data) -> str:
+    return bpy.path.basename(id_data.library.filepath) or id_data.library.name
 
 
 def resolve_bone_map(armature_obj, bone_map=None) -> dict[str, str]:
@@ -101,13 +157,15 @@ def scene_fps(scene) -> float:
 
 def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int | None = None,
                  action_name: str | None = None, in_place: bool = False,
-                 clean_feet: bool = True) -> bpy.types.Action:
+                 clean_feet: bool = True, properties: dict | None = None) -> bpy.types.Action:
     """Key ``motion`` onto ``armature_obj`` as a new Action and assign it; returns the Action.
 
     motion: ``engine.Motion`` (T, 22, 3) metres, Y up, any fps; resampled to the scene's fps (local
     rotations by Slerp) with keys from ``start_frame`` (default: the current frame). The previous
     action goes onto a new, muted NLA track. ``in_place`` drops the horizontal root motion;
-    ``clean_feet`` holds planted feet still. Raises MotionError, leaving the scene unchanged.
+    ``clean_feet`` holds planted feet still. ``properties`` are set on the Action (ID properties:
+    strings, or ints within 32 bits) before it is returned. Raises MotionError (or the error of a
+    property that cannot be stored), leaving the scene unchanged.
     """
     _check_armature(armature_obj)
     if not isinstance(motion, Motion):
@@ -117,11 +175,8 @@ def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int |
     if not np.isfinite(motion.joints).all():
         bad = int(np.argwhere(~np.isfinite(motion.joints))[0][0])
         raise MotionError(f"the motion has NaN or infinite joint positions (first at frame {bad})")
-    _check_editable(armature_obj)
-    joint_to_bone = resolve_bone_map(armature_obj, bone_map)
-    rig = rig_skeleton(armature_obj, joint_to_bone)
-    if not rig.leg_length() > 0:
-        raise MotionError(f"armature '{armature_obj.name}': its leg bones have zero length")
+    check_editable(armature_obj)
+    rig = rig_skeleton(armature_obj, check_rig(armature_obj, bone_map))
 
     scene = bpy.context.scene
     fps = scene_fps(scene)
@@ -142,25 +197,12 @@ def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int |
             if bone == track.root_bone:
                 _key_property(channels, pose_bone, "location", frames, track.root_location,
                               tuple(pose_bone.lock_location))
+        for key, value in (properties or {}).items():
+            action[key] = value
     except Exception:
         anim_compat.restore_state(armature_obj, state, nla_track, action)
         raise
     return action
-
-
-def _check_editable(armature_obj) -> None:
-    """MotionError when keys on ``armature_obj`` would not stick: linked library data."""
-    library = armature_obj.library
-    if library is not None:
-        raise MotionError(
-            f"armature '{armature_obj.name}' is linked from the library '{library.filepath}': library data "
-            "cannot be edited; make it local (Object > Relations > Make Local) or add a library override "
-            "(Object > Library Override > Make) and apply the motion to that")
-    override = armature_obj.override_library
-    if override is not None and getattr(override, "is_system_override", False):
-        raise MotionError(
-            f"armature '{armature_obj.name}' is a system library override, which cannot be edited; "
-            "make it editable first (Outliner > Library Override > Make Editable)")
 
 
 def _locked_rotation(pose_bone, prop: str) -> tuple[bool, ...]:
@@ -193,11 +235,10 @@ def read_motion(armature_obj, frame_start: int, frame_end: int, bone_map=None) -
     mapped to engine axes (``skeleton_fit.blender_to_engine``). Joints the rig lacks (spine1/2/3,
     collars) are interpolated. The scene's current frame is restored.
     """
-    _check_armature(armature_obj)
     frame_start, frame_end = int(frame_start), int(frame_end)
     if frame_end < frame_start:
         raise MotionError(f"empty frame range {frame_start}..{frame_end}")
-    joint_to_bone = resolve_bone_map(armature_obj, bone_map)
+    joint_to_bone = check_rig(armature_obj, bone_map)
     pose_bones = armature_obj.pose.bones
     names = [pb.name for pb in pose_bones]
     columns = np.array([names.index(joint_to_bone[n]) if n in joint_to_bone else -1 for n in JOINT_NAMES])
@@ -217,7 +258,22 @@ def read_motion(armature_obj, frame_start: int, frame_end: int, bone_map=None) -
     joints = np.full((len(heads), NUM_JOINTS, 3), np.nan)
     joints[:, columns >= 0] = heads[:, columns[columns >= 0]]
     joints = fill_missing_joints(joints) * (scale * scene.unit_settings.scale_length)
+    _check_pose(armature_obj, joints, frame_start)
     return Motion(blender_to_engine(joints).astype(np.float32), scene_fps(scene)).resample(MODEL_FPS)
+
+
+def _check_pose(armature_obj, joints: np.ndarray, frame_start: int) -> None:
+    """MotionError naming the first frame whose joints are not finite or all at one point."""
+    finite = np.isfinite(joints).all(axis=(1, 2))
+    if not finite.all():
+        frame = frame_start + int(np.argmin(finite))
+        raise MotionError(f"armature '{armature_obj.name}' has NaN or infinite bone positions at frame {frame} "
+                          "(a driver, constraint or key with a bad value?)")
+    extent = np.ptp(joints, axis=1).max(axis=-1)
+    if not (extent > MIN_EXTENT).all():
+        frame = frame_start + int(np.argmin(extent > MIN_EXTENT))
+        raise MotionError(f"armature '{armature_obj.name}' is degenerate at frame {frame}: its bones collapse to "
+                          "one point (a bone or the object scaled to 0?)")
 
 
 # ----------------------------------------------------------------------------- a default rig
