@@ -76,8 +76,9 @@ from .errors import MotionError
 from .files import load_npy, save_npy
 from .model import MAX_SECONDS
 from .motion import MODEL_FPS, NUM_JOINTS, Motion
+from .timeline import MAX_ROWS, Segment, check_segments, compose_timeline, text_to_motion_planned
 
-TASKS = ("hello", "load", "text_to_motion", "describe", "predict", "inbetween")
+TASKS = ("hello", "load", "text_to_motion", "describe", "predict", "inbetween", "timeline")
 MAX_LINE_BYTES = 1 << 20                     # a request line; longer ones are skipped with an error
 MAX_ID = 2 ** 63 - 1
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -188,6 +189,27 @@ def _seconds(request: dict, optional: bool = False) -> float | None:
 
 def _seed(request: dict) -> int | None:
     return _integer(request, "seed", 0, MAX_SEED, None)
+
+
+def _timeline_rows(request: dict) -> list[Segment]:
+    """``rows``: a list of at most MAX_ROWS objects {"text", "start", "seconds", "part"} ->
+    checked Segments (engine.timeline.check_segments names the row at fault)."""
+    rows = request.get("rows")
+    if not isinstance(rows, list) or not rows:
+        raise MotionError(f"rows must be a non-empty list of timeline rows, got {_got(rows)}")
+    if len(rows) > MAX_ROWS:
+        raise MotionError(f"rows: {len(rows)} rows; at most {MAX_ROWS}")
+    segments = []
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise MotionError(f"rows[{number - 1}] must be an object with text, start, seconds, part; got {_got(row)}")
+        try:
+            segments.append(Segment(_text(row), _number(row, "start", 0.0, MAX_SECONDS, None),
+                                    _number(row, "seconds", 0.0, MAX_SECONDS, None, low_open=True),
+                                    _string(row, "part", "body part", "whole")))
+        except MotionError as error:
+            raise MotionError(f"timeline row {number}: {error}") from None
+    return check_segments(segments, "timeline")
 
 
 def _path(request: dict, key: str) -> str:
@@ -328,11 +350,22 @@ class Worker:
     def text_to_motion(self, request: dict) -> dict:
         text, seconds, seed = _text(request), _seconds(request, optional=True), _seed(request)
         model = self.ensure_model(request.get("id"))
-        reply = self.write_motion(request.get("id"), model.text_to_motion(text, seconds=seconds, seed=seed))
-        read_as = model.read_as(text)
-        if read_as != text:
-            reply["read_as"] = read_as      # words the model does not know were rewritten or read as a label
+        motion, plan = text_to_motion_planned(model, text, seconds=seconds, seed=seed)
+        reply = self.write_motion(request.get("id"), motion)
+        if plan is not None:
+            reply["plan"] = plan            # a compound prompt, generated as a timeline
+        else:
+            read_as = model.read_as(text)
+            if read_as != text:
+                reply["read_as"] = read_as  # words the model does not know were rewritten or read as a label
         return reply
+
+    def timeline(self, request: dict) -> dict:
+        rows, seed = _timeline_rows(request), _seed(request)
+        model = self.ensure_model(request.get("id"))
+        composed = compose_timeline(model, rows, seed=seed)
+        return {**self.write_motion(request.get("id"), composed.motion), "plan": composed.plan,
+                "spans": [list(span) for span in composed.spans]}
 
     def describe(self, request: dict) -> dict:
         motion = self.read_motion(request, "motion")
