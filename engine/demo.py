@@ -4,7 +4,9 @@ Stages, each timed and printed:
 
 1. load the model: the bundled one (``assets/models/default``) unless ``--model`` or the
    ``MOTIONGPT_MODEL`` environment variable names another folder (or hub repo id); offline;
-2. generate: text to motion (``MotionGPT.text_to_motion``);
+2. generate: text to motion through the planner (``engine.timeline.text_to_motion_planned``: a
+   compound prompt such as "a person walks forward and waves" becomes a timeline, a walk with a
+   wave layered on its upper body; a one-action prompt is ``MotionGPT.text_to_motion``);
 3. describe: the model's own caption of the result (``MotionGPT.describe``);
 4. scene: a humanoid rig (the SMPL-shaped armature of ``motiongpt_addon.retarget``) keyed with
    the motion, a capsule body, floor, light and camera (``motiongpt_addon.demo_scene``);
@@ -107,10 +109,13 @@ def run_demo(args: argparse.Namespace) -> int:
     timer = StageTimer()
 
     from .model import MotionGPT
+    from .timeline import text_to_motion_planned
     with timer.stage("load", f"loading the model ({source})"):
         model = MotionGPT.from_pretrained(source, device=args.device)
     with timer.stage("generate", f"generating '{args.text}' ({args.seconds or 'model-chosen'} s, seed {args.seed})"):
-        motion = model.text_to_motion(args.text, seconds=args.seconds or None, seed=args.seed)
+        motion, plan = text_to_motion_planned(model, args.text, seconds=args.seconds or None, seed=args.seed)
+    if plan is not None:
+        print(f"demo: planned as: {plan}", flush=True)
     with timer.stage("describe", "asking the model to describe the result"):
         caption = model.describe(motion)
     print(f"demo: {motion.num_frames} frames ({motion.duration:.2f} s at {motion.fps:g} fps); "
@@ -129,7 +134,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     text_path = out / "demo.txt"
     text_path.write_text(
-        f"prompt: {args.text.strip()}\ncaption: {caption}\nmodel: {source}\nseed: {args.seed}\n"
+        f"prompt: {args.text.strip()}\n" + (f"planned as: {plan}\n" if plan else "") +
+        f"caption: {caption}\nmodel: {source}\nseed: {args.seed}\n"
         f"motion: {motion.num_frames} frames, {motion.duration:.2f} s at {motion.fps:g} fps\n"
         f"preview frames: {', '.join(str(f) for f in preview['frames'])}\n"
         f"stage timings:\n{timer.table()}\n", encoding="utf-8")
