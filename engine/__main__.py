@@ -8,19 +8,27 @@ A module that brings its own commands defines ``register_commands(register)``, c
 listed module to build ``--help``. Registering an existing name replaces that command.
 
 Bad input never shows a traceback: ``engine.MotionError``, ``OSError`` (files) and Ctrl-C become
-one line ``error: <message>`` on stderr and exit code 2, as do wrong arguments.
+one line ``error: <message>`` on stderr and exit code 2, as do wrong arguments and any unexpected
+exception (``--debug``, before or after the command, adds its traceback). Output never fails on
+a console that cannot encode a character (it is written as a ``\\x..`` escape). Every file a
+command writes goes through ``engine.files`` (temporary file + rename), so a failed write leaves
+the file that was there before intact.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import sys
+import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from .errors import MotionError
+from .files import prepare_output, save_npy, write_text
 from .motion import MODEL_FPS
 
 EXIT_BAD_INPUT = 2
@@ -81,14 +89,17 @@ def run_features(args: argparse.Namespace) -> int:
     """Write a BVH file's HumanML3D features at 20 fps: (T-1, 263) float32 .npy, T = frames at 20 fps."""
     if args.out.suffix != ".npy":
         raise MotionError(f"--out {args.out}: the output must be a .npy file")
+    prepare_output(args.out, "--out")
     import numpy as np
     from .bvh import read_bvh
     motion = read_bvh(args.bvh, bone_map=args.bone_map).resample(MODEL_FPS)
     if motion.num_frames < 2:
         raise MotionError(f"{args.bvh}: {motion.num_frames} frame at {MODEL_FPS:g} fps; features need at least 2")
     features = motion.to_features().astype(np.float32)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.out, features)
+    if not np.isfinite(features).all():
+        raise MotionError(f"{args.bvh}: its features contain NaN or infinite values (a degenerate skeleton: "
+                          f"two joints at one place? check the bone map)")
+    save_npy(args.out, features, what="--out")
     print(f"wrote {args.out}: {features.shape[0]} x {features.shape[1]} features "
           f"({motion.num_frames} frames at {MODEL_FPS:g} fps from {args.bvh})")
     return 0
@@ -120,41 +131,72 @@ def load_model(args: argparse.Namespace):
     return MotionGPT.from_pretrained(args.model, device=args.device)
 
 
+MAX_JOINT_METRES = 1e4  # joint positions farther than this from the origin are not metres
+
+
 def read_motion_file(path: Path):
-    """A .bvh file or a .npy of (T, 22, 3) joints at 20 fps -> Motion."""
+    """A .bvh file or a .npy of (T, 22, 3) joints at 20 fps -> Motion; MotionError naming the file."""
     import numpy as np
     from .bvh import read_bvh
+    from .files import load_npy
     from .motion import Motion
+    if path.is_dir():
+        raise MotionError(f"motion file {path}: is a folder, not a .bvh or .npy file")
     if path.suffix.lower() == ".bvh":
         return read_bvh(path)
-    if path.suffix.lower() == ".npy":
-        try:
-            joints = np.load(path, allow_pickle=False)
-        except ValueError as error:
-            raise MotionError(f"{path}: not a readable .npy file: {error}") from None
-        if joints.ndim != 3 or joints.shape[1:] != (22, 3):
-            raise MotionError(f"{path}: expected (T, 22, 3) joints, got shape {joints.shape}")
+    if path.suffix.lower() != ".npy":
+        raise MotionError(f"{path}: unsupported motion file (use .bvh or .npy joints)")
+    try:
+        with warnings.catch_warnings():  # e.g. numpy on a header written by Python 2: not the user's concern
+            warnings.simplefilter("ignore")
+            joints = load_npy(path, what="motion file")
+    except MotionError:
+        raise
+    except Exception as error:  # numpy's header parser raises more than ValueError on a damaged header
+        raise MotionError(f"motion file {path}: its .npy header is damaged ({type(error).__name__}: {error})") from None
+    if joints.ndim != 3 or joints.shape[1:] != (22, 3):
+        raise MotionError(f"motion file {path}: expected (T, 22, 3) joints, got shape {joints.shape}")
+    if joints.size and np.isfinite(joints).all() and np.abs(joints).max() > MAX_JOINT_METRES:
+        raise MotionError(f"motion file {path}: joint positions reach {np.abs(joints).max():.3g}; expected "
+                          f"metres (at most {MAX_JOINT_METRES:g} from the origin)")
+    try:
         return Motion(joints, MODEL_FPS)
-    raise MotionError(f"{path}: unsupported motion file (use .bvh or .npy joints)")
+    except MotionError as error:
+        raise MotionError(f"motion file {path}: {error}") from None
+
+
+def write_motion(motion, path: Path) -> None:
+    """Write ``motion`` as BVH or .npy joints by ``path``'s suffix, atomically (``engine.files``)."""
+    from .bvh import write_bvh
+    if path.suffix.lower() == ".bvh":
+        write_bvh(motion, path)
+    else:
+        save_npy(path, motion.joints, what="output")
 
 
 def write_motion_file(motion, path: Path) -> None:
-    import numpy as np
-    from .bvh import write_bvh
-    suffix = path.suffix.lower()
-    if suffix not in (".bvh", ".npy"):
-        raise MotionError(f"--out {path}: the output must be a .bvh or .npy file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".bvh":
-        write_bvh(motion, path)
-    else:
-        np.save(path, motion.joints)
+    """``write_motion`` to --out and say so on stdout."""
+    check_output(path)
+    write_motion(motion, path)
     print(f"wrote {path}: {motion.num_frames} frames at {motion.fps:g} fps ({motion.duration:.2f} s)")
 
 
-def check_output_suffix(path: Path) -> None:
+def check_output(path: Path) -> None:
+    """Refuse an --out that is not .bvh / .npy, is a folder or lies under a file, before any work is done."""
     if path.suffix.lower() not in (".bvh", ".npy"):
         raise MotionError(f"--out {path}: the output must be a .bvh or .npy file")
+    prepare_output(path, "--out")
+
+
+def check_text(value: str | None, name: str) -> None:
+    """Refuse a text argument that is not valid UTF-8 (the shell passed bytes Python kept as surrogates)."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise MotionError(f"{name} '{shown}' is not valid UTF-8 text") from None
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -167,7 +209,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Text to motion, written as BVH or .npy joints."""
-    check_output_suffix(args.out)
+    check_text(args.text, "TEXT")
+    check_output(args.out)
     motion = load_model(args).text_to_motion(args.text, seconds=args.seconds, seed=args.seed)
     write_motion_file(motion, args.out)
     return 0
@@ -195,7 +238,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """The file's motion (at 20 fps) continued by --seconds."""
-    check_output_suffix(args.out)
+    check_output(args.out)
     motion = read_motion_file(args.file)
     write_motion_file(load_model(args).predict(motion, args.seconds, seed=args.seed), args.out)
     return 0
@@ -215,7 +258,8 @@ def add_inbetween_arguments(parser: argparse.ArgumentParser) -> None:
 def run_inbetween(args: argparse.Namespace) -> int:
     """Exactly --frames new frames between two motions."""
     from .motion import Motion
-    check_output_suffix(args.out)
+    check_text(args.text, "--text")
+    check_output(args.out)
     before, after = read_motion_file(args.before), read_motion_file(args.after)
     gap = load_model(args).inbetween(before, after, args.frames, text=args.text, seed=args.seed)
     if args.full:
@@ -236,8 +280,18 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_caption_list(path: Path, default_seconds: float | None) -> list[tuple[str, float | None]]:
+    """(caption, seconds) per line of a UTF-8 list; MotionError naming the file and line when wrong."""
+    if path.is_dir():
+        raise MotionError(f"caption list {path}: is a folder, not a text file")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        number = data.count(b"\n", 0, error.start) + 1
+        raise MotionError(f"{path}:{number}: not UTF-8 text (byte 0x{data[error.start]:02x}); "
+                          f"save the caption list as UTF-8") from None
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -248,7 +302,11 @@ def read_caption_list(path: Path, default_seconds: float | None) -> list[tuple[s
                 seconds = float(head)
             except ValueError:
                 raise MotionError(f"{path}:{number}: {head!r} before the tab is not a number of seconds") from None
-        items.append((line.strip(), seconds))
+            if not 0 < seconds < float("inf"):
+                raise MotionError(f"{path}:{number}: {head!r} before the tab is not a positive number of seconds")
+            if not line.strip():
+                raise MotionError(f"{path}:{number}: no caption after the tab")
+        items.append((" ".join(line.split()), seconds))  # one line in captions.tsv, whatever the spacing
     if not items:
         raise MotionError(f"{path}: no captions (one per line)")
     return items
@@ -259,32 +317,29 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise MotionError(f"--batch-size must be at least 1, got {args.batch_size}")
     items = read_caption_list(args.list, args.seconds)
-    model = load_model(args)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    done = 0
-    progress(0, len(items))
-    for first in range(0, len(items), args.batch_size):
-        chunk = items[first: first + args.batch_size]
-        seed = None if args.seed is None else args.seed + first
-        motions = model.text_to_motion_batch([c for c, _ in chunk], [s for _, s in chunk], seed=seed)
-        for offset, motion in enumerate(motions):
-            path = args.out_dir / f"{first + offset + 1:04d}.{args.format}"
-            write_quietly(motion, path)
-        done += len(chunk)
-        progress(done, len(items))
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise MotionError(f"--out-dir {args.out_dir}: is a file, not a folder")
     index = args.out_dir / "captions.tsv"
-    index.write_text("".join(f"{i + 1:04d}.{args.format}\t{c}\n" for i, (c, _) in enumerate(items)), encoding="utf-8")
+    prepare_output(index, "--out-dir")  # makes the folder; a file on its way is refused before the model loads
+    model = load_model(args)
+    written = 0
+    progress(0, len(items))
+    try:
+        for first in range(0, len(items), args.batch_size):
+            chunk = items[first: first + args.batch_size]
+            seed = None if args.seed is None else args.seed + first
+            motions = model.text_to_motion_batch([c for c, _ in chunk], [s for _, s in chunk], seed=seed)
+            for offset, motion in enumerate(motions):
+                write_motion(motion, args.out_dir / f"{first + offset + 1:04d}.{args.format}")
+                written += 1
+            progress(written, len(items))
+        write_text(index, "".join(f"{i + 1:04d}.{args.format}\t{c}\n" for i, (c, _) in enumerate(items)),
+                   encoding="utf-8", what="caption index")
+    except MotionError as error:
+        raise MotionError(f"{error} ({written} of {len(items)} clips were written to {args.out_dir} "
+                          f"before this)") from None
     print(f"wrote {len(items)} motions to {args.out_dir} (list: {index})")
     return 0
-
-
-def write_quietly(motion, path: Path) -> None:
-    import numpy as np
-    from .bvh import write_bvh
-    if path.suffix == ".bvh":
-        write_bvh(motion, path)
-    else:
-        np.save(path, motion.joints)
 
 
 def progress(done: int, total: int, width: int = 30) -> None:
@@ -309,14 +364,19 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see: {self.prog} --help)\n")
 
 
+DEBUG_HELP = "on an error, also print the Python traceback"
+
+
 def build_parser() -> ArgumentParser:
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register_commands(register)
     parser = ArgumentParser(prog="python -m engine", description="MotionGPT engine command line.")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
         subparser = subparsers.add_parser(name, help=command.help, description=command.help)
         command.add_arguments(subparser)
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         subparser.set_defaults(run=command.run)
     return parser
 
@@ -327,21 +387,49 @@ def describe_os_error(error: OSError) -> str:
     return str(error)
 
 
+def error_message(error: BaseException) -> str:
+    """The text after ``error: `` for an exception that ended a command."""
+    if isinstance(error, MotionError):
+        return str(error)
+    if isinstance(error, OSError):
+        return describe_os_error(error)
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(error, MemoryError):
+        return "out of memory (is an input file or argument far larger than intended?)"
+    # A bug or an unforeseen input: still one line, the traceback on request.
+    text = str(error) if len(str(error)) <= 300 else str(error)[:300] + "..."
+    return (f"unexpected {type(error).__name__}: {text} (run with --debug before the command for the "
+            f"traceback, and please report it)")
+
+
+def make_output_safe() -> None:
+    """Let stdout / stderr write any text: what the console's encoding lacks becomes a ``\\x..`` escape."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, io.UnsupportedOperation):
+            pass  # not a text stream we can reconfigure (None, or replaced by the caller)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the exit code (0 ok, 2 bad input)."""
+    """Run one command; returns the exit code (0 ok, 2 bad input or any other error).
+
+    Every error is one line ``error: <message>`` on stderr; ``--debug`` anywhere adds the traceback.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    make_output_safe()
     try:
         args = build_parser().parse_args(argv)
         return args.run(args) or 0
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except MotionError as error:
-        message = str(error)
-    except OSError as error:
-        message = describe_os_error(error)
-    except KeyboardInterrupt:
-        message = "interrupted"
-    print(f"error: {message}", file=sys.stderr)
+    except (Exception, KeyboardInterrupt) as error:
+        if "--debug" in argv:
+            traceback.print_exception(error)
+        message = error_message(error)
+    print(f"error: {' '.join(message.splitlines())}", file=sys.stderr)  # one line, whatever the message holds
     return EXIT_BAD_INPUT
 
 

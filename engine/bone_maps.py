@@ -28,6 +28,8 @@ from .motion import FILLABLE_JOINTS, JOINT_NAMES
 REQUIRED_JOINTS: tuple[str, ...] = tuple(j for j in JOINT_NAMES if j not in FILLABLE_JOINTS)
 BVH_HINTS: dict[str, type | tuple[type, ...]] = {"scale_to_metres": (int, float), "first_frame_is_tpose": bool}
 TOP_LEVEL_KEYS = ("name", "description", "prefixes", "joints", "bvh")
+SCALE_RANGE = (1e-6, 1e3)      # metres per file unit a map's bvh.scale_to_metres may give
+MAX_FILE_BYTES = 1 << 20       # a bone-map JSON file larger than this is refused unread
 # Presets in the order auto-detection prefers them when two fit equally well.
 PRESET_ORDER = ("bandai", "cmu", "mixamo", "smpl", "smplx", "cc_base", "metarig", "rigify")
 
@@ -99,15 +101,20 @@ class BoneMap:
         missing = [j for j in REQUIRED_JOINTS if j not in joints]
         if missing:
             raise fail(f"required SMPL joints not mapped: {', '.join(missing)}")
+        shared = _shared_bones(joints)
+        if shared:
+            raise fail(f"{shared}; every SMPL joint needs a bone of its own")
         bvh = data.get("bvh", {})
         if not isinstance(bvh, dict):
             raise fail(f"'bvh' must be an object, got {type(bvh).__name__}")
         for key, value in bvh.items():
             if key not in BVH_HINTS:
                 raise fail(f"unknown 'bvh' hint '{key}'; allowed hints are {list(BVH_HINTS)}")
-            if not isinstance(value, BVH_HINTS[key]) or (key == "scale_to_metres" and
-                                                         (isinstance(value, bool) or not value > 0)):
-                raise fail(f"'bvh.{key}' has a wrong value {value!r}")
+            if not isinstance(value, BVH_HINTS[key]) or (key == "scale_to_metres" and (
+                    isinstance(value, bool) or not SCALE_RANGE[0] <= value <= SCALE_RANGE[1])):
+                expected = (f"a number from {SCALE_RANGE[0]:g} to {SCALE_RANGE[1]:g}" if key == "scale_to_metres"
+                            else "true or false")
+                raise fail(f"'bvh.{key}' has a wrong value {value!r}; expected {expected}")
         ordered = {j: joints[j] for j in JOINT_NAMES if j in joints}
         return cls(name=name, joints=ordered, description=description, prefixes=list(prefixes) or [""],
                    bvh=dict(bvh), source=source)
@@ -163,7 +170,20 @@ class BoneMap:
             wanted = ", ".join(f"{j} ({self.joints[j]!r})" for j in missing_required)
             raise MotionError(f"bone map {self.source}: these SMPL joints could not be mapped, "
                               f"their bones are not in the rig: {wanted}")
+        shared = _shared_bones(found)
+        if shared:
+            raise MotionError(f"bone map {self.source}: in this rig {shared}; every SMPL joint needs a bone "
+                              f"of its own")
         return found
+
+
+def _shared_bones(joints: dict[str, str]) -> str:
+    """'joints a, b map to the same bone 'X'' for the first bone that several joints use; '' if none."""
+    users: dict[str, list[str]] = {}
+    for joint, bone in joints.items():
+        users.setdefault(bone, []).append(joint)
+    bone, shared = next(((b, j) for b, j in users.items() if len(j) > 1), (None, []))
+    return f"joints {', '.join(shared)} map to the same bone {bone!r}" if shared else ""
 
 
 def list_presets() -> list[str]:
@@ -192,20 +212,42 @@ def load_bone_map(name_or_path: "str | Path | dict | BoneMap") -> BoneMap:
         if not path.is_file():
             raise MotionError(f"unknown bone map preset '{text}'; presets are {list_presets()} "
                               f"(or give a path to a .json file)")
-    if not path.is_file():
-        raise MotionError(f"bone map file {path} does not exist")
+    return BoneMap.from_dict(_read_json(path), source=source)
+
+
+def _read_json(path: Path) -> object:
+    """The JSON value in a bone-map file; MotionError naming the file for anything unreadable.
+
+    Larger than ``MAX_FILE_BYTES`` or nested deeper than Python can parse is refused (a bone map
+    is a small, flat object).
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise MotionError(f"bone map file {path} cannot be read: {error}") from None
+        if path.is_dir():
+            raise MotionError(f"bone map file {path} is a folder, not a JSON file")
+        if not path.is_file():
+            raise MotionError(f"bone map file {path} does not exist")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise MotionError(f"bone map file {path} is {path.stat().st_size} bytes; a bone map is a small "
+                              f"JSON object (at most {MAX_FILE_BYTES} bytes)")
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise MotionError(f"bone map file {path} cannot be read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise MotionError(f"bone map file {path} is not UTF-8 text (byte {error.start}: "
+                          f"{error.object[error.start:error.start + 1]!r})") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise MotionError(f"bone map file {path} is not valid JSON: {error}") from None
-    return BoneMap.from_dict(data, source=source)
+    except RecursionError:
+        raise MotionError(f"bone map file {path} is nested too deeply to be a bone map "
+                          f"(a flat JSON object is expected)") from None
 
 
 def save_bone_map(bone_map: BoneMap, path: str | Path) -> None:
-    """Write ``bone_map`` as JSON (the assets/bone_maps format) to ``path``."""
-    Path(path).write_text(json.dumps(bone_map.to_dict(), indent=2) + "\n", encoding="utf-8")
+    """Write ``bone_map`` as JSON (the assets/bone_maps format) to ``path``, atomically (``engine.files``)."""
+    from .files import write_text
+    write_text(path, json.dumps(bone_map.to_dict(), indent=2) + "\n", encoding="utf-8", what="bone map")
 
 
 def detect_bone_map(bone_names: Iterable[str]) -> BoneMap:

@@ -9,12 +9,20 @@ rotations may be interleaved; 0 to 6 channels), a joint's local rotation is the 
 rotation channels in that order (``Zrotation Xrotation Yrotation`` gives R = Rz @ Rx @ Ry, column
 vectors), angles are degrees, and position channels replace the joint's OFFSET (on any joint, not
 only the root).
+
+Files are read as a stream: the frame lines go block by block into one float64 array, so a
+200 MB file needs about its frame array in memory, not its text many times over. Anything
+malformed or out of range (``MAX_DEPTH``, ``MAX_ABS_VALUE``, ``FRAME_TIME_RANGE``) is a
+``MotionError`` naming the file, the line and the value.
 """
 from __future__ import annotations
 
+import io
 import itertools
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Iterator
 
 import numpy as np
 
@@ -57,41 +65,123 @@ class BvhFile:
 
 # ----------------------------------------------------------------------------- parsing
 
-def _number(token: str, source: str, line_number: int, what: str) -> float:
+# Limits that keep a damaged or hostile file from exhausting time or memory (refused with a MotionError).
+MAX_DEPTH = 1000                 # joints nested deeper than this; real skeletons have well under 100 levels
+MAX_ABS_VALUE = 1e9              # largest |OFFSET| or |channel value| (file units, degrees): beyond, FK overflows
+FRAME_TIME_RANGE = (1e-4, 10.0)  # seconds per frame: 10,000 fps down to 0.1 fps
+_READ_BLOCK = 1 << 20            # bytes read from the file at a time
+_PARSE_BLOCK = 4 << 20           # bytes of frame lines given to one np.loadtxt call
+_FK_JOINT_FRAMES = 1 << 19       # joints x frames of forward kinematics computed at a time
+
+
+def _number(token: str, source: str, line_number: int, what: str, limit: float | None = None) -> float:
+    """``float(token)``, finite and (with ``limit``) at most ``limit`` in size; else MotionError naming the line."""
     try:
         value = float(token)
     except ValueError:
         raise MotionError(f"{source}: line {line_number}: {what} {token!r} is not a number") from None
     if not np.isfinite(value):
         raise MotionError(f"{source}: line {line_number}: {what} is {token!r} (NaN or infinite)")
+    if limit is not None and abs(value) > limit:
+        raise MotionError(f"{source}: line {line_number}: {what} {token} is out of range "
+                          f"(at most {limit:g} in size)")
     return value
+
+
+def _read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, line without its ending) of a binary stream, read in blocks.
+
+    ``\\n``, ``\\r\\n`` and ``\\r`` all end a line; only the current block and line are held in memory.
+    """
+    number, parts = 0, []
+    while True:
+        block = stream.read(_READ_BLOCK)
+        if not block:
+            break
+        # The last line ending in the block, but not a final "\r" (it may be the first half of "\r\n").
+        end = max(block.rfind(b"\n"), block.rfind(b"\r", 0, len(block) - 1))
+        if end < 0:
+            parts.append(block)
+            continue
+        head = b"".join(parts) + block[:end + 1]
+        parts = [block[end + 1:]]
+        for line in head.splitlines():
+            number += 1
+            yield number, line
+    for line in b"".join(parts).splitlines():
+        number += 1
+        yield number, line
+
+
+def _decode(raw: bytes) -> str:
+    """A HIERARCHY line as text: UTF-8, else Latin-1 (which reads any byte); a byte-order mark dropped."""
+    try:
+        return raw.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _no_motion(source: str) -> MotionError:
+    return MotionError(f"{source}: no MOTION section after the HIERARCHY (file truncated?)")
 
 
 def parse_bvh_file(text: str, source: str = "<string>") -> BvhFile:
     """Parse BVH text into a ``BvhFile``; MotionError naming ``source`` for any malformed part."""
     if not isinstance(text, str):
         raise MotionError(f"{source}: BVH text must be a str, got {type(text).__name__}")
-    lines = text.lstrip("\ufeff").splitlines()
-    motion_at = next((i for i, line in enumerate(lines) if line.strip().upper() == "MOTION"), None)
-    first = next((line.strip() for line in lines if line.strip()), "")
+    data = text.encode("utf-8", "surrogatepass")
+    return _parse_stream(io.BytesIO(data), len(data), source)
+
+
+def _parse_stream(stream: IO[bytes], size: int, source: str) -> BvhFile:
+    """Parse a BVH file from a binary stream of ``size`` bytes, line by line (see ``parse_bvh_file``).
+
+    The frame lines are parsed in blocks straight into one (T, C) float64 array, so memory stays
+    near the size of that array whatever the size of the file.
+    """
+    lines = _read_lines(stream)
+    first = next((text.strip() for text in (_decode(raw) for _, raw in lines) if text.strip()), "")
     if first.upper() != "HIERARCHY":
         problem = "the file is empty" if not first else f"it starts with {first[:40]!r}"
         raise MotionError(f"{source}: not a BVH file: no HIERARCHY section ({problem})")
-    if motion_at is None:
-        raise MotionError(f"{source}: no MOTION section after the HIERARCHY (file truncated?)")
+    try:
+        names, parents, offsets, channels, end_sites = _parse_hierarchy(lines, source)
+    except MotionError:
+        # A file cut inside its HIERARCHY is reported as truncated, whatever broke first.
+        if not any(raw.strip().upper() == b"MOTION" for _, raw in lines):
+            raise _no_motion(source) from None
+        raise
+    columns = [(name, channel) for name, joint_channels in zip(names, channels) for channel in joint_channels]
+    if not columns:
+        raise MotionError(f"{source}: the HIERARCHY declares no CHANNELS, so the frames hold no values")
+    frame_count, frame_time, first_row = _parse_motion_header(lines, source, len(columns), size)
+    frames = _parse_frames(itertools.chain(first_row, lines), frame_count, columns, source)
+    first_channel = np.cumsum([0] + [len(c) for c in channels[:-1]])
+    return BvhFile(names, parents, np.array(offsets, dtype=np.float64), channels,
+                   [int(c) for c in first_channel], end_sites, frames, frame_time)
 
+
+def _parse_hierarchy(lines: Iterator[tuple[int, bytes]], source: str):
+    """The joints, from the line after HIERARCHY up to and including the MOTION line.
+
+    Returns (names, parents, offsets, channels, end_sites) as in ``BvhFile``. Joints nested more
+    than ``MAX_DEPTH`` deep are refused; lookups are by dict, so any size parses in linear time.
+    """
     names: list[str] = []
+    index_of: dict[str, int] = {}
     parents: list[int] = []
     offsets: list[list[float]] = []
     channels: list[list[str]] = []
     end_sites: dict[int, np.ndarray] = {}
     stack: list[int] = []          # open joints (-2 marks an End Site block)
     pending: int | None = None     # joint (or -2) declared, waiting for its "{"
-    for number, raw in enumerate(lines[:motion_at], start=1):
-        tokens = raw.split()
+    for number, raw in lines:
+        tokens = _decode(raw).split()
         if not tokens:
             continue
         keyword = tokens[0].upper()
+        if keyword == "MOTION" and len(tokens) == 1:
+            break
         if keyword == "HIERARCHY":
             continue
         if keyword in ("ROOT", "JOINT"):
@@ -100,11 +190,15 @@ def parse_bvh_file(text: str, source: str = "<string>") -> BvhFile:
                 raise MotionError(f"{source}: line {number}: {tokens[0]} without a name")
             if keyword == "JOINT" and not stack:
                 raise MotionError(f"{source}: line {number}: JOINT {name} outside any ROOT")
-            if name in names:
+            if name in index_of:
                 raise MotionError(f"{source}: line {number}: joint name {name!r} used twice")
             parent = stack[-1] if stack else -1
             if parent == -2:
                 raise MotionError(f"{source}: line {number}: JOINT {name} inside an End Site")
+            if len(stack) >= MAX_DEPTH:
+                raise MotionError(f"{source}: line {number}: joint {name!r} is nested more than {MAX_DEPTH} "
+                                  f"joints deep; real skeletons have far fewer levels (file damaged?)")
+            index_of[name] = len(names)
             names.append(name)
             parents.append(parent)
             offsets.append([0.0, 0.0, 0.0])
@@ -129,7 +223,7 @@ def parse_bvh_file(text: str, source: str = "<string>") -> BvhFile:
         elif keyword == "OFFSET":
             if len(tokens) != 4 or not stack:
                 raise MotionError(f"{source}: line {number}: OFFSET needs 3 numbers inside a joint")
-            offset = [_number(t, source, number, "OFFSET value") for t in tokens[1:]]
+            offset = [_number(t, source, number, "OFFSET value", MAX_ABS_VALUE) for t in tokens[1:]]
             if stack[-1] == -2:
                 end_sites[stack[-2]] = np.array(offset)
             else:
@@ -147,56 +241,117 @@ def parse_bvh_file(text: str, source: str = "<string>") -> BvhFile:
             channels[stack[-1]] = [c[0].upper() + c[1:].lower() for c in listed]
         elif keyword not in ("ROOT", "JOINT", "END"):
             raise MotionError(f"{source}: line {number}: unexpected {tokens[0]!r} in the HIERARCHY")
+    else:
+        raise _no_motion(source)
     if stack or pending is not None:
         raise MotionError(f"{source}: HIERARCHY has unclosed braces before MOTION (file truncated?)")
     if not names:
         raise MotionError(f"{source}: HIERARCHY has no joints")
+    return names, parents, offsets, channels, end_sites
 
-    frame_count, frame_time, body_at = None, None, motion_at + 1
-    for number in range(motion_at + 1, min(motion_at + 6, len(lines))):
-        line = lines[number].strip()
+
+def _parse_motion_header(lines: Iterator[tuple[int, bytes]], source: str, width: int,
+                         size: int) -> tuple[int, float, list[tuple[int, bytes]]]:
+    """The 'Frames:' and 'Frame Time:' lines after MOTION -> (frames, frame time, [first frame line]).
+
+    A frame count that needs more numbers than the file's ``size`` bytes could hold is refused
+    before anything is allocated for it; the frame time must lie in ``FRAME_TIME_RANGE``.
+    """
+    frame_count = frame_time = None
+    after: list[tuple[int, bytes]] = []
+    for number, raw in lines:
+        line = raw.decode("latin-1").strip()
         if not line:
             continue
         key, _, value = line.partition(":")
-        key = key.strip().lower()
+        key, value = key.strip().lower(), value.strip() or "?"
         if key == "frames":
-            frame_count = int(_number(value.strip() or "?", source, number + 1, "Frames"))
-            body_at = number + 1
+            count = _number(value, source, number, "Frames")
+            if count != int(count) or count < 0:
+                raise MotionError(f"{source}: line {number}: Frames {value} is not a whole number of frames")
+            frame_count = int(count)
+            if frame_count * width > size // 2 + 1:  # every number takes at least 2 bytes with its separator
+                raise MotionError(f"{source}: line {number}: 'Frames: {value}' claims more frames of {width} "
+                                  f"channels than the file's {size} bytes can hold (truncated or damaged)")
         elif key == "frame time":
-            frame_time = _number(value.strip() or "?", source, number + 1, "Frame Time")
-            body_at = number + 1
+            frame_time = _number(value, source, number, "Frame Time")
+            low, high = FRAME_TIME_RANGE
+            if frame_time <= 0:
+                raise MotionError(f"{source}: line {number}: Frame Time must be positive, got {value}")
+            if not low <= frame_time <= high:
+                raise MotionError(f"{source}: line {number}: Frame Time {value} is out of range: expected "
+                                  f"{low:g} to {high:g} seconds per frame ({1 / low:g} to {1 / high:g} fps)")
         else:
+            after = [(number, raw)]
+            break
+        if frame_count is not None and frame_time is not None:
             break
     if frame_count is None or frame_time is None:
         raise MotionError(f"{source}: MOTION section lacks a 'Frames:' or 'Frame Time:' line")
     if frame_count <= 0:
         raise MotionError(f"{source}: the file has zero frames (Frames: {frame_count})")
-    if frame_time <= 0:
-        raise MotionError(f"{source}: Frame Time must be positive, got {frame_time}")
+    return frame_count, float(frame_time), after
 
-    width = sum(len(c) for c in channels)
-    rows = [(number, line.split()) for number, line in enumerate(lines[body_at:], start=body_at + 1)
-            if line.strip()][:frame_count]
-    if len(rows) < frame_count:
-        raise MotionError(f"{source}: truncated: 'Frames: {frame_count}' but only {len(rows)} frame lines follow")
-    for frame, (number, values) in enumerate(rows):
-        if len(values) != width:
-            raise MotionError(f"{source}: line {number} (frame {frame}) has {len(values)} numbers, "
-                              f"expected {width} (one per channel)")
+
+def _parse_frames(lines: Iterator[tuple[int, bytes]], frame_count: int, columns: list[tuple[str, str]],
+                  source: str) -> np.ndarray:
+    """The first ``frame_count`` non-empty lines -> (frame_count, C) float64, parsed in blocks."""
+    frames = np.empty((frame_count, len(columns)), dtype=np.float64)
+    filled = 0
+    block: list[bytes] = []
+    numbers: list[int] = []
+    block_bytes = 0
+    for number, raw in lines:
+        if not raw.strip():
+            continue
+        block.append(raw)
+        numbers.append(number)
+        block_bytes += len(raw)
+        if filled + len(block) == frame_count or block_bytes >= _PARSE_BLOCK:
+            _parse_block(block, numbers, frames, filled, columns, source)
+            filled += len(block)
+            block, numbers, block_bytes = [], [], 0
+            if filled == frame_count:
+                return frames
+    if block:
+        _parse_block(block, numbers, frames, filled, columns, source)
+        filled += len(block)
+    raise MotionError(f"{source}: truncated: 'Frames: {frame_count}' but only {filled} frame lines follow")
+
+
+def _parse_block(block: list[bytes], numbers: list[int], frames: np.ndarray, start: int,
+                 columns: list[tuple[str, str]], source: str) -> None:
+    """Parse frame lines ``block`` (file lines ``numbers``) into ``frames[start:]``; MotionError naming the line."""
     try:
-        frames = np.array(list(itertools.chain.from_iterable(v for _, v in rows)), dtype=np.float64)
-    except ValueError:
-        for frame, (number, values) in enumerate(rows):
-            for value in values:
-                _number(value, source, number, f"frame {frame} value")
-        raise
-    frames = frames.reshape(frame_count, width)
-    if not np.isfinite(frames).all():
-        frame = int(np.argwhere(~np.isfinite(frames))[0][0])
-        raise MotionError(f"{source}: line {rows[frame][0]} (frame {frame}) holds NaN or infinite values")
-    first_channel = list(np.cumsum([0] + [len(c) for c in channels[:-1]]))
-    return BvhFile(names, parents, np.array(offsets, dtype=np.float64), channels,
-                   [int(c) for c in first_channel], end_sites, frames, float(frame_time))
+        values = np.loadtxt(block, dtype=np.float64, comments=None, ndmin=2, encoding="latin-1")
+    except ValueError as error:
+        raise _explain_bad_block(block, numbers, start, columns, source, error) from None
+    if values.shape != (len(block), len(columns)):
+        raise _explain_bad_block(block, numbers, start, columns, source, None)
+    bad = ~(np.abs(values) <= MAX_ABS_VALUE)  # NaN compares false, so it counts as bad
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        token = block[row].decode("latin-1").split()[column]
+        joint, channel = columns[column]
+        problem = ("NaN or infinite" if not np.isfinite(values[row, column])
+                   else f"out of range: at most {MAX_ABS_VALUE:g} in size")
+        raise MotionError(f"{source}: line {numbers[row]} (frame {start + row}): {channel} of joint {joint!r} "
+                          f"is {token} ({problem})")
+    frames[start:start + len(block)] = values
+
+
+def _explain_bad_block(block: list[bytes], numbers: list[int], start: int, columns: list[tuple[str, str]],
+                       source: str, error: ValueError | None) -> MotionError:
+    """The MotionError for the first frame line of ``block`` that np.loadtxt could not read."""
+    for row, raw in enumerate(block):
+        tokens = raw.decode("latin-1").split()
+        if len(tokens) != len(columns):
+            return MotionError(f"{source}: line {numbers[row]} (frame {start + row}) has {len(tokens)} numbers, "
+                               f"expected {len(columns)} (one per channel)")
+        for token in tokens:
+            _number(token, source, numbers[row], f"frame {start + row} value")
+    return MotionError(f"{source}: lines {numbers[0]}-{numbers[-1]}: frame values cannot be read "
+                       f"({'; '.join(str(error).splitlines()) if error else 'unexpected layout'})")
 
 
 # ----------------------------------------------------------------------------- kinematics
@@ -276,32 +431,43 @@ def _infer_scale(leg_length: float, source: str) -> float:
     return min(UNIT_SCALES.values(), key=lambda s: abs(np.log(leg_length * s / TYPICAL_LEG_METRES)))
 
 
+def _frame_range(bvh: BvhFile, start: int, stop: int) -> BvhFile:
+    """The same file with only frames ``start:stop`` (a view, nothing copied)."""
+    return BvhFile(**{**bvh.__dict__, "frames": bvh.frames[start:stop]})
+
+
 def _smpl_joints(bvh: BvhFile, resolved: dict[str, str], source: str, scale: float | None) -> np.ndarray:
-    """(T, 22, 3) SMPL joint positions in metres (file axes) from a parsed file and resolved map."""
+    """(T, 22, 3) float32 SMPL joint positions in metres (file axes) from a parsed file and resolved map.
+
+    Forward kinematics runs on blocks of frames (``_FK_JOINT_FRAMES``), so its temporaries stay
+    small however long the file is.
+    """
     index = {name: i for i, name in enumerate(bvh.names)}
     mapped = {joint: index[bone] for joint, bone in resolved.items()}
-    needed = list(mapped.values())
-    spine_chain = _chain(bvh, mapped["pelvis"], mapped["neck"])
-    needed += spine_chain
-    positions = forward_kinematics(bvh, needed)
+    needed = list(mapped.values()) + _chain(bvh, mapped["pelvis"], mapped["neck"])
 
     if scale is None:
-        legs = []
-        for ankle in ("left_ankle", "right_ankle"):
-            chain = _chain(bvh, mapped["pelvis"], mapped[ankle])
-            legs.append(np.linalg.norm(np.diff(positions[0, chain], axis=0), axis=-1).sum())
+        first = forward_kinematics(_frame_range(bvh, 0, 1), needed)[0]
+        legs = [np.linalg.norm(np.diff(first[_chain(bvh, mapped["pelvis"], mapped[ankle])], axis=0), axis=-1).sum()
+                for ankle in ("left_ankle", "right_ankle")]
         scale = _infer_scale(float(np.mean(legs)), source)
-    positions = positions * scale
 
-    joints = np.full((len(bvh.frames), NUM_JOINTS, 3), np.nan)
-    for joint, bvh_index in mapped.items():
-        joints[:, JOINT_NAMES.index(joint)] = positions[:, bvh_index]
+    frames = len(bvh.frames)
+    step = max(1, _FK_JOINT_FRAMES // len(bvh.names))
+    joints = np.empty((frames, NUM_JOINTS, 3), dtype=np.float32)
+    for start in range(0, frames, step):
+        positions = forward_kinematics(_frame_range(bvh, start, start + step), needed)
+        positions *= scale
+        part = np.full((len(positions), NUM_JOINTS, 3), np.nan)
+        for joint, bvh_index in mapped.items():
+            part[:, JOINT_NAMES.index(joint)] = positions[:, bvh_index]
 
-    def file_spine(below: int, above: int) -> np.ndarray:
-        """Positions (T, K, 3) of the file's joints from one mapped SMPL spine joint up to another."""
-        return positions[:, _chain(bvh, mapped[JOINT_NAMES[below]], mapped[JOINT_NAMES[above]])]
-    # Missing spine joints: along the file's own spine; missing collars: on spine3 -> shoulder.
-    return fill_missing_joints(joints, spine_polyline=file_spine)
+        def file_spine(below: int, above: int, positions: np.ndarray = positions) -> np.ndarray:
+            """Positions (T, K, 3) of the file's joints from one mapped SMPL spine joint up to another."""
+            return positions[:, _chain(bvh, mapped[JOINT_NAMES[below]], mapped[JOINT_NAMES[above]])]
+        # Missing spine joints: along the file's own spine; missing collars: on spine3 -> shoulder.
+        joints[start:start + step] = fill_missing_joints(part, spine_polyline=file_spine)
+    return joints
 
 
 def _to_y_up(joints: np.ndarray) -> np.ndarray:
@@ -329,9 +495,12 @@ def bvh_to_motion(bvh: BvhFile, bone_map: "BoneMap | dict | str | Path | None" =
     if bone_map.bvh.get("first_frame_is_tpose", False):
         if len(bvh.frames) < 2:
             raise MotionError(f"{source}: only the T-pose frame, no motion (bone map '{bone_map.source}' drops frame 0)")
-        bvh = BvhFile(**{**bvh.__dict__, "frames": bvh.frames[1:]})
+        bvh = _frame_range(bvh, 1, len(bvh.frames))
     joints = _smpl_joints(bvh, resolved, source, bone_map.bvh.get("scale_to_metres"))
-    return Motion(_to_y_up(joints).astype(np.float32), bvh.fps)
+    try:
+        return Motion(_to_y_up(joints), bvh.fps)
+    except MotionError as error:
+        raise MotionError(f"{source}: {error}") from None
 
 
 def parse_bvh(text: str, source: str = "<string>",
@@ -347,17 +516,23 @@ def parse_bvh(text: str, source: str = "<string>",
 
 
 def read_bvh_file(path: str | Path) -> BvhFile:
-    """Read and parse a BVH file (hierarchy and channel values, no bone map); MotionError naming the file."""
+    """Read and parse a BVH file (hierarchy and channel values, no bone map); MotionError naming the file.
+
+    The file is read as a stream (see ``_parse_stream``): memory stays near the size of its frame
+    array, not of its text.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise MotionError(f"BVH file {path} does not exist")
     try:
-        text = path.read_text(encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
-        text = path.read_text(encoding="latin-1")
+        if path.is_dir():
+            raise MotionError(f"BVH file {path} is a folder, not a file")
+        if not path.exists():
+            raise MotionError(f"BVH file {path} does not exist")
+        if not path.is_file():
+            raise MotionError(f"BVH file {path} is not a regular file")
+        with open(path, "rb") as stream:
+            return _parse_stream(stream, os.fstat(stream.fileno()).st_size, str(path))
     except OSError as error:
-        raise MotionError(f"BVH file {path} cannot be read: {error}") from None
-    return parse_bvh_file(text, source=str(path))
+        raise MotionError(f"BVH file {path} cannot be read: {error.strerror or error}") from None
 
 
 def read_bvh(path: str | Path, bone_map: "BoneMap | dict | str | Path | None" = None) -> Motion:

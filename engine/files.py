@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import tokenize
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -19,7 +20,10 @@ from .errors import MotionError
 
 
 def _describe(error: OSError) -> str:
-    return error.strerror or str(error)
+    """An OSError's reason; a short write (numpy's, when the disk is full) says so."""
+    if error.strerror:
+        return error.strerror
+    return f"the write stopped short, is the disk full? ({error})"
 
 
 def prepare_output(path: str | Path, what: str = "output") -> Path:
@@ -116,7 +120,7 @@ def load_npy(path: str | Path, what: str = "motion file") -> np.ndarray:
             try:
                 version = np.lib.format.read_magic(file)
                 shape, fortran_order, dtype = np.lib.format._read_array_header(file, version)
-            except (ValueError, SyntaxError, TypeError) as error:
+            except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as error:
                 raise MotionError(f"{what} {path}: its .npy header is damaged: {error}") from None
             if dtype.hasobject or dtype.fields is not None or dtype.kind not in "fiu":
                 raise MotionError(f"{what} {path}: holds {dtype} values; expected float numbers")

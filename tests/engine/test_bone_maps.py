@@ -226,3 +226,52 @@ def test_assets_folder_override(tmp_path, monkeypatch):
     monkeypatch.setenv("MOTIONGPT_ASSETS", str(tmp_path))
     assert list_presets() == ["studio"]
     assert detect_bone_map(smplx_bones()).source == "studio"
+
+
+def test_hostile_map_files_name_the_file(tmp_path):
+    good = load_bone_map("mixamo").to_dict()
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(json.dumps({**good, "name": "H\u00fcfte"}, ensure_ascii=False).encode("latin-1"))
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({**good, "description": "x" * (2 << 20)}))
+    cases = {
+        folder: "is a folder",
+        deep: "nested too deeply",
+        latin: "not UTF-8",
+        big: "at most",
+        write_json(tmp_path / "one_bone.json", {**good, "joints": {joint: "Hips" for joint in good["joints"]}}):
+            "joints pelvis, left_hip",
+        write_json(tmp_path / "two_on_one.json", {**good, "joints": {**good["joints"], "head": "Neck"}}):
+            "joints neck, head map to the same bone 'Neck'",
+        write_json(tmp_path / "infinite_scale.json", {**good, "bvh": {"scale_to_metres": 1e308}}):
+            "'bvh.scale_to_metres' has a wrong value 1e+308",
+        write_json(tmp_path / "nan_scale.json", {**good, "bvh": {"scale_to_metres": float("nan")}}):
+            "scale_to_metres",
+        write_json(tmp_path / "tpose_text.json", {**good, "bvh": {"first_frame_is_tpose": "yes"}}):
+            "expected true or false",
+    }
+    for path, problem in cases.items():
+        with pytest.raises(MotionError) as error:
+            load_bone_map(path)
+        assert path.name in str(error.value) and problem in str(error.value), str(error.value)
+
+
+def test_two_joints_that_resolve_to_one_rig_bone_are_refused():
+    joints = {**load_bone_map("mixamo").joints, "right_hip": "left_up_leg"}   # loosely the same as LeftUpLeg
+    bone_map = BoneMap.from_dict({"name": "loose", "prefixes": ["mixamorig:"], "joints": joints}, source="loose.json")
+    with pytest.raises(MotionError, match=r"loose.json: in this rig joints left_hip, right_hip map to the same "
+                                          r"bone 'mixamorig:LeftUpLeg'"):
+        bone_map.resolve(mixamo_bones("mixamorig:"))
+
+
+def test_save_bone_map_is_atomic(tmp_path):
+    path = tmp_path / "mine.json"
+    save_bone_map(load_bone_map("cmu"), path)
+    before = path.read_bytes()
+    with pytest.raises(MotionError, match="mine.json"):
+        save_bone_map(load_bone_map("cmu"), path / "under_a_file.json")
+    assert path.read_bytes() == before and load_bone_map(path).joints == load_bone_map("cmu").joints

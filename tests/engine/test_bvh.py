@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 
 from engine import Motion, MotionError
 from engine.bone_maps import load_bone_map
-from engine.bvh import forward_kinematics, parse_bvh, parse_bvh_file, read_bvh, write_bvh
+from engine.bvh import forward_kinematics, parse_bvh, parse_bvh_file, read_bvh, read_bvh_file, write_bvh
 from engine.motion import JOINT_NAMES, bone_lengths
 
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
@@ -386,3 +386,86 @@ def test_write_bvh_rejects_bad_input(tmp_path):
         write_bvh(Motion(joints, 20.0), tmp_path / "flat.bvh")
     with pytest.raises(MotionError, match="units"):
         write_bvh(Motion(joints, 20.0), tmp_path / "x.bvh", units="furlong")
+
+
+# ----------------------------------------------------------------------------- streaming, limits, damaged files
+
+def test_streamed_parse_matches_a_plain_parse_for_every_line_ending(shared_data, tmp_path):
+    """01_08 (2 MB) spans several read blocks; LF, CRLF and CR-only files give the same numbers."""
+    text = (shared_data / "cmu" / "01_08.bvh").read_text()
+    header, body = text.split("MOTION\n")
+    body_lines = body.splitlines()
+    expected = np.loadtxt(body_lines[2:], ndmin=2)
+    for name, ending in (("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")):
+        path = tmp_path / f"{name}.bvh"
+        path.write_bytes(ending.join(text.splitlines()).encode() + ending.encode())
+        bvh = read_bvh_file(path)
+        assert bvh.frames.shape == expected.shape and bvh.frames.dtype == np.float64, name
+        np.testing.assert_array_equal(bvh.frames, expected)
+        assert bvh.names[:3] == ["Hips", "LHipJoint", "LeftUpLeg"] and bvh.fps == 120
+    np.testing.assert_array_equal(parse_bvh_file(text, "text").frames, expected)
+
+
+def test_limits_and_damage_name_the_file_line_and_value(shared_data, tmp_path):
+    text = (shared_data / "cmu" / "09_02.bvh").read_text()
+    lines = text.splitlines()
+    at = {key: next(i for i, line in enumerate(lines) if line.startswith(key)) for key in ("Frames:", "Frame Time:")}
+    first_frame = at["Frame Time:"] + 1
+
+    def variant(index: int, line: str) -> str:
+        return "\n".join(lines[:index] + [line] + lines[index + 1:]) + "\n"
+
+    def value_at(frame: int, column: int, token: str) -> str:
+        values = lines[first_frame + frame].split()
+        values[column] = token
+        return variant(first_frame + frame, " ".join(values))
+
+    offset_line = next(i for i, line in enumerate(lines) if line.strip().startswith("OFFSET") and i > 5)
+    cases = {
+        "tiny_time.bvh": (variant(at["Frame Time:"], "Frame Time: 5e-324"),
+                          [f"line {at['Frame Time:'] + 1}", "Frame Time 5e-324 is out of range"]),
+        "huge_time.bvh": (variant(at["Frame Time:"], "Frame Time: 1e300"), ["Frame Time 1e300 is out of range"]),
+        "negative_time.bvh": (variant(at["Frame Time:"], "Frame Time: -0.01"), ["Frame Time must be positive"]),
+        "overflow.bvh": (value_at(2, 0, "1e308"), [f"line {first_frame + 3} (frame 2)", "Xposition of joint 'Hips'",
+                                                   "1e308", "out of range"]),
+        "infinite.bvh": (value_at(4, 7, "-1e309"), [f"line {first_frame + 5} (frame 4)", "-1e309", "NaN or infinite"]),
+        "offset.bvh": (variant(offset_line, "OFFSET 1e308 0 0"), [f"line {offset_line + 1}", "OFFSET value 1e308",
+                                                                 "out of range"]),
+        "claimed_frames.bvh": (variant(at["Frames:"], "Frames: 99999999999999"), ["Frames", "truncated"]),
+        "fractional_frames.bvh": (variant(at["Frames:"], "Frames: 2.5"), ["Frames 2.5 is not a whole number"]),
+        "latin1_number.bvh": (value_at(1, 3, "1.5\xe9"), [f"line {first_frame + 2}", "'1.5\xe9' is not a number"]),
+    }
+    for file_name, (bad_text, words) in cases.items():
+        path = tmp_path / file_name
+        path.write_bytes(bad_text.encode("latin-1"))
+        with pytest.raises(MotionError) as error:
+            read_bvh(path)
+        message = str(error.value)
+        assert file_name in message and all(w in message for w in words), message
+    folder = tmp_path / "folder.bvh"
+    folder.mkdir()
+    with pytest.raises(MotionError, match="folder.bvh is a folder"):
+        read_bvh(folder)
+
+
+def test_deep_hierarchies_parse_or_are_refused_in_linear_time():
+    def chain(depth: int) -> str:
+        lines = ["HIERARCHY"]
+        for i in range(depth):
+            lines += [f"{'ROOT' if i == 0 else 'JOINT'} J{i}", "{", "OFFSET 0 1 0", "CHANNELS 1 Zrotation"]
+        lines += ["End Site", "{", "OFFSET 0 1 0", "}"] + ["}"] * depth
+        return "\n".join(lines + ["MOTION", "Frames: 1", "Frame Time: 0.05", " ".join(["0"] * depth)]) + "\n"
+    bvh = parse_bvh_file(chain(1000), "deep.bvh")
+    assert len(bvh.names) == 1000 and bvh.parents[-1] == 998
+    assert np.allclose(forward_kinematics(bvh, [999])[0, 999], [0, 1000, 0])  # 1000 offsets of 1 up
+    started = time.perf_counter()
+    with pytest.raises(MotionError, match=r"deep.bvh: line 4002: joint 'J1000' is nested more than 1000"):
+        parse_bvh_file(chain(50_000), "deep.bvh")
+    assert time.perf_counter() - started < 5  # bench_files holds the 1 s target; this catches a quadratic parse
+
+
+def test_latin1_joint_names_are_kept(shared_data, tmp_path):
+    data = (shared_data / "cmu" / "09_02.bvh").read_bytes().replace(b"LeftUpLeg", b"LinkesOberschenkel\xfc")
+    path = tmp_path / "latin.bvh"
+    path.write_bytes(data)
+    assert "LinkesOberschenkel\u00fc" in read_bvh_file(path).names
