@@ -208,11 +208,35 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    """Text to motion, written as BVH or .npy joints."""
+    """Text to motion through the planner (a compound prompt becomes a timeline; its plan is
+    printed), written as BVH or .npy joints."""
+    from .timeline import text_to_motion_planned
     check_text(args.text, "TEXT")
     check_output(args.out)
-    motion = load_model(args).text_to_motion(args.text, seconds=args.seconds, seed=args.seed)
+    motion, plan = text_to_motion_planned(load_model(args), args.text, seconds=args.seconds, seed=args.seed)
+    if plan is not None:
+        print(f"planned as: {plan}")
     write_motion_file(motion, args.out)
+    return 0
+
+
+def add_timeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="PLAN.tsv",
+                        help="one row per line: start<TAB>seconds<TAB>part<TAB>text (part: whole, upper or "
+                             "lower; start or seconds '-' for: after the previous row / the model chooses)")
+    add_seed_argument(parser)
+    add_out_argument(parser)
+    add_model_argument(parser)
+
+
+def run_timeline(args: argparse.Namespace) -> int:
+    """A timeline file generated into one motion (row i with seed + i), written as BVH or .npy."""
+    from .timeline import compose_timeline, read_timeline_file
+    rows = read_timeline_file(args.file)          # bad rows are refused before the model loads
+    check_output(args.out)
+    composed = compose_timeline(load_model(args), rows, seed=args.seed, source=str(args.file))
+    print(f"planned as: {composed.plan}")
+    write_motion_file(composed.motion, args.out)
     return 0
 
 
@@ -349,6 +373,7 @@ def progress(done: int, total: int, width: int = 30) -> None:
 
 
 register("generate", run_generate, add_generate_arguments, help="text to motion (.bvh or .npy)")
+register("timeline", run_timeline, add_timeline_arguments, help="a timeline of prompts to one motion (.bvh or .npy)")
 register("describe", run_describe, add_describe_arguments, help="caption a motion file")
 register("predict", run_predict, add_predict_arguments, help="continue a motion file")
 register("inbetween", run_inbetween, add_inbetween_arguments, help="fill the gap between two motions")

@@ -1,9 +1,12 @@
-"""The MotionGPT operators: Generate, Fill In-between, Describe, Continue, Batch, Cancel.
+"""The MotionGPT operators: Generate, Fill In-between, Describe, Continue, Batch, Cancel, and the
+prompt timeline's (add, remove, move a row; Generate Timeline).
 
 Every operator first checks its input on the main thread (a clear ``report({'ERROR'})`` and the
 scene unchanged when something is wrong), then turns the work into a ``Job``: a list of steps,
 each one request to the engine worker (``client.py``) plus a function that applies the result
-to the scene on the main thread.
+to the scene on the main thread. A compound prompt ("walks forward and waves") is planned by the
+engine as a timeline; its plan ("walks forward (6.2 s) | + upper body: waves (6.2 s)") is stored
+on the Action (``motiongpt_plan``) and shown in the job's outcome.
 
 How a job runs:
 - From the UI (``invoke``: the panel's buttons, menus) the job runs in the background of Blender:
@@ -36,10 +39,11 @@ from typing import Callable
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from engine.errors import MotionError
 from engine.motion import MODEL_FPS, Motion
+from engine.timeline import Segment, check_segments
 
 from . import anim_compat, client, preferences, retarget
 from .reporting import error_message, reports_errors
@@ -54,17 +58,19 @@ MAX_PROMPT_CHARS = 500
 ACTION_NAME_CHARS = 48
 SEED_LIMIT = 2 ** 31            # seeds are kept in 0 .. 2**31 - 1: an ID property int is 32-bit signed
 BATCH_TRACK_NAME = "MotionGPT Batch"
+NEW_ROW_SECONDS = 2.0           # the length a new timeline row gets
 
 
 # ----------------------------------------------------------------------------- jobs
 
 @dataclass
 class Step:
-    """One request to the worker and what to do with its result on the main thread."""
+    """One request to the worker and what to do with its result on the main thread: ``apply(result,
+    reply)`` gets the request's result (a Motion, a text) and its whole reply (e.g. its "plan")."""
 
     label: str
     submit: Callable[[client.WorkerClient], client.Request]
-    apply: Callable[[object], None]
+    apply: Callable[[object, dict], object]
 
 
 class Job:
@@ -80,6 +86,7 @@ class Job:
         self.cancel_requested = False
         self.results: list = []         # what each applied step returned (captions, actions)
         self.read_as: list[str] = []    # prompts as the model read them, where it did not know words
+        self.plans: list[str] = []      # how the engine planned compound prompts and timelines
 
     @property
     def finished(self) -> bool:
@@ -103,10 +110,17 @@ class Job:
     def summary(self) -> str:
         count = f"{self.applied} / {len(self.steps)}"
         if self.state == 'DONE':
-            return f"{self.title}: done ({count})"
+            return f"{self.title}: done ({count}){self.plan_note()}"
         if self.state == 'CANCELLED':
-            return f"{self.title}: cancelled after {count}"
+            return f"{self.title}: cancelled after {count}{self.plan_note()}"
         return f"{self.title} failed after {count}: {self.error}"
+
+    def plan_note(self) -> str:
+        """'; planned as: ...' for the first plan of the job ('' when the engine planned nothing)."""
+        if not self.plans:
+            return ""
+        more = f" (+{len(self.plans) - 1} more)" if len(self.plans) > 1 else ""
+        return f"; planned as: {self.plans[0]}{more}"
 
     def cancel(self) -> None:
         """Ask the job to stop; it ends at its next ``step`` (thread-safe: only sets a flag)."""
@@ -134,9 +148,11 @@ class Job:
             request, self.request = self.request, None
             try:
                 result = request.result()
-                self.results.append(self.steps[self.index].apply(result))
+                self.results.append(self.steps[self.index].apply(result, request.reply))
                 if request.reply.get("read_as") and request.reply["read_as"] not in self.read_as:
                     self.read_as.append(request.reply["read_as"])
+                if request.reply.get("plan"):
+                    self.plans.append(request.reply["plan"])
             except client.WorkerError as error:
                 return self._end('CANCELLED' if error.kind == "cancelled" else 'FAILED', str(error))
             except Exception as error:      # nothing may leave the job (and the UI) stuck
@@ -291,6 +307,11 @@ def action_name_for(prompt: str) -> str:
     """The Action name for a prompt: cleaned, at most ``ACTION_NAME_CHARS`` characters."""
     name = clean_text(prompt) or "MotionGPT"
     return name if len(name) <= ACTION_NAME_CHARS else name[:ACTION_NAME_CHARS - 3].rstrip() + "..."
+
+
+def plan_property(reply: dict) -> dict:
+    """{"motiongpt_plan": plan} for a reply that carries the engine's plan, else {}."""
+    return {"motiongpt_plan": clean_text(reply["plan"])} if reply.get("plan") else {}
 
 
 def variant_seed(seed: int, offset: int) -> int:
@@ -548,18 +569,19 @@ class MOTIONGPT_OT_generate(_JobOperator, bpy.types.Operator):
             def submit(w):
                 return w.submit("text_to_motion", text=prompt, seconds=seconds, seed=variant_seed(seed, variant))
 
-            def apply(motion):
+            def apply(motion, reply):
                 action = retarget.apply_motion(
                     _armature_by_name(name), motion, bone_map, start_frame=start,
                     action_name=action_name_for(prompt), in_place=in_place,
-                    properties={"motiongpt_prompt": prompt, "motiongpt_seed": variant_seed(seed, variant)})
+                    properties={"motiongpt_prompt": prompt, "motiongpt_seed": variant_seed(seed, variant),
+                                **plan_property(reply)})
                 return action.name
             return Step(f"'{prompt}' (variant {variant + 1})", submit, apply)
         return Job("Generate", [make_step(v) for v in range(variants)], worker)
 
     def done_message(self, job):
         read_as = f" (read as '{job.read_as[0]}')" if job.read_as else ""
-        return f"MotionGPT: {', '.join(job.results)}{read_as}"
+        return f"MotionGPT: {', '.join(job.results)}{read_as}{job.plan_note()}"
 
 
 class MOTIONGPT_OT_inbetween(_JobOperator, bpy.types.Operator):
@@ -612,7 +634,7 @@ class MOTIONGPT_OT_inbetween(_JobOperator, bpy.types.Operator):
                 return w.submit("inbetween", motions={"before": before, "after": after}, frames=new_frames,
                                 text=steer)
 
-            def apply(motion):
+            def apply(motion, _reply):
                 obj = _armature_by_name(name)
                 joints = np.concatenate([before.joints[-1:], motion.joints, after.joints[:1]])
                 channels = _fitted_channels(obj, joints, (len(joints) - 1) / (b - a), bone_map, b - a + 1,
@@ -650,7 +672,7 @@ class MOTIONGPT_OT_describe(_JobOperator, bpy.types.Operator):
         motion = retarget.read_motion(armature, start, end, bone_map_of(context, armature))
         name, worker = armature.name, worker_for(context)
 
-        def apply(text):
+        def apply(text, _reply):
             caption = clean_caption(text)
             obj = _armature_by_name(name)
             holder = obj.animation_data.action if obj.animation_data and obj.animation_data.action else obj
@@ -702,7 +724,7 @@ class MOTIONGPT_OT_continue_motion(_JobOperator, bpy.types.Operator):
         name, worker = armature.name, worker_for(context)
         seed = settings_of(context).seed
 
-        def apply(motion):
+        def apply(motion, _reply):
             obj = _armature_by_name(name)
             joints = motion.joints[given.num_frames - 1:]
             if len(joints) < 2:
@@ -799,9 +821,9 @@ class MOTIONGPT_OT_batch(_JobOperator, bpy.types.Operator):
             def submit(w):
                 return w.submit("text_to_motion", text=prompt, seconds=seconds, seed=variant_seed(seed, line))
 
-            def apply(motion):
+            def apply(motion, reply):
                 return _place_batch_clip(_armature_by_name(name), motion, bone_map, prompt, batch_key, line,
-                                         layout, in_place)
+                                         layout, in_place, plan_property(reply))
             return Step(f"'{prompt}'", submit, apply)
         return Job("Batch", [make_step(i, p) for i, p in todo], worker)
 
@@ -823,7 +845,7 @@ def _batch_track(armature):
 
 
 def _place_batch_clip(armature, motion: Motion, bone_map, prompt: str, batch_key: str, line: int,
-                      layout: str, in_place: bool) -> str:
+                      layout: str, in_place: bool, extra: dict) -> str:
     """Key one batch clip as its own Action, then lay it on the batch NLA track (end to end) or keep
     it as an unassigned Action with a fake user; the armature's active action is left as it was."""
     state = anim_compat.active_state(armature)
@@ -839,7 +861,8 @@ def _place_batch_clip(armature, motion: Motion, bone_map, prompt: str, batch_key
         action = retarget.apply_motion(armature, motion, bone_map, start_frame=start,
                                        action_name=action_name_for(prompt), in_place=in_place,
                                        properties={"motiongpt_prompt": prompt, "motiongpt_batch": batch_key,
-                                                   "motiongpt_target": armature.name, "motiongpt_line": line + 1})
+                                                   "motiongpt_target": armature.name, "motiongpt_line": line + 1,
+                                                   **extra})
         armature.animation_data.action = None
         if layout == 'NLA':
             strip = _batch_track(armature).strips.new(action.name, int(action.frame_range[0]), action)
@@ -854,6 +877,138 @@ def _place_batch_clip(armature, motion: Motion, bone_map, prompt: str, batch_key
         raise
     anim_compat.restore_state(armature, state)
     return action.name
+
+
+# ----------------------------------------------------------------------------- the prompt timeline
+
+def timeline_segments(settings, fps: float) -> tuple[list[Segment], int]:
+    """The panel's timeline rows as checked ``engine.timeline`` Segments (seconds from the earliest
+    row's start frame) and that frame, where the motion begins; a MotionError naming the row
+    (by its place in the list, from 1) for an empty timeline or a bad row."""
+    rows = list(settings.timeline_rows)
+    if not rows:
+        raise _problem("the timeline has no rows: add one with + in the Timeline panel")
+    first = min(row.start for row in rows)
+    segments = [Segment(clean_prompt(row.prompt, f"prompt of timeline row {number}"), (row.start - first) / fps,
+                        row.length / fps if row.length else None, row.part.lower())
+                for number, row in enumerate(rows, 1)]
+    return check_segments(segments, "timeline"), first
+
+
+def in_time_order(segments: list[Segment]) -> list[Segment]:
+    """The rows as they are sent: the engine lays whole-body rows end to end in the order given, so
+    these go in time order into the places whole-body rows hold; layers keep their places."""
+    places = [i for i, segment in enumerate(segments) if segment.part == "whole"]
+    order = list(range(len(segments)))
+    for place, i in zip(places, sorted(places, key=lambda i: segments[i].start)):
+        order[place] = i
+    return [segments[i] for i in order]
+
+
+def timeline_text(segments: list[Segment]) -> str:
+    """The rows as ``engine.timeline.parse_timeline`` reads them: one line each, start, seconds
+    ('-': the model chose), part and text separated by tabs."""
+    return "\n".join(f"{s.start:g}\t{'-' if s.seconds is None else format(s.seconds, 'g')}\t{s.part}\t{s.text}"
+                     for s in segments)
+
+
+class MOTIONGPT_OT_generate_timeline(_JobOperator, bpy.types.Operator):
+    """Generate the timeline's rows as one motion: a new Action on the armature from the earliest row's start frame"""
+
+    bl_idname = "motiongpt.generate_timeline"
+    bl_label = "Generate Timeline"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    def make_job(self, context) -> Job:
+        settings = settings_of(context)
+        segments, first = timeline_segments(settings, retarget.scene_fps(context.scene))
+        segments = in_time_order(segments)
+        armature = target_armature(context)
+        check_animatable(armature)
+        bone_map = bone_map_of(context, armature)
+        name, in_place, seed = armature.name, settings.in_place, variant_seed(settings.seed, 0)
+        rows, record = [dataclasses.asdict(s) for s in segments], timeline_text(segments)
+        worker = worker_for(context)
+
+        def apply(motion, reply):
+            action = retarget.apply_motion(
+                _armature_by_name(name), motion, bone_map, start_frame=first,
+                action_name=action_name_for(" | ".join(s.text for s in segments)), in_place=in_place,
+                properties={"motiongpt_timeline": record, "motiongpt_seed": seed, **plan_property(reply)})
+            return action.name
+        step = Step(f"{len(rows)} rows from frame {first}", lambda w: w.submit("timeline", rows=rows, seed=seed),
+                    apply)
+        return Job("Generate Timeline", [step], worker)
+
+    def done_message(self, job):
+        return f"MotionGPT: {', '.join(job.results)}{job.plan_note()}"
+
+
+class MOTIONGPT_OT_timeline_add(bpy.types.Operator):
+    """Add a row at the end of the timeline, starting where the rows end (2 s long)"""
+
+    bl_idname = "motiongpt.timeline_add"
+    bl_label = "Add Timeline Row"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @reports_errors
+    def execute(self, context):
+        settings = settings_of(context)
+        rows = settings.timeline_rows
+        start = max((row.start + row.length for row in rows), default=context.scene.frame_current)
+        row = rows.add()
+        row.start, row.length = start, round(NEW_ROW_SECONDS * retarget.scene_fps(context.scene))
+        settings.timeline_index = len(rows) - 1
+        return {'FINISHED'}
+
+
+def _active_row(context) -> int | None:
+    """The index of the timeline's active row, None when there is none."""
+    settings = settings_of(context)
+    return settings.timeline_index if 0 <= settings.timeline_index < len(settings.timeline_rows) else None
+
+
+class MOTIONGPT_OT_timeline_remove(bpy.types.Operator):
+    """Remove the active timeline row"""
+
+    bl_idname = "motiongpt.timeline_remove"
+    bl_label = "Remove Timeline Row"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        return _active_row(context) is not None
+
+    @reports_errors
+    def execute(self, context):
+        settings, index = settings_of(context), _active_row(context)
+        settings.timeline_rows.remove(index)
+        settings.timeline_index = max(0, min(index, len(settings.timeline_rows) - 1))
+        return {'FINISHED'}
+
+
+class MOTIONGPT_OT_timeline_move(bpy.types.Operator):
+    """Move the active timeline row up or down the list"""
+
+    bl_idname = "motiongpt.timeline_move"
+    bl_label = "Move Timeline Row"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    direction: EnumProperty(name="Direction", items=(('UP', "Up", "One place up"), ('DOWN', "Down", "One place down")))
+
+    @classmethod
+    def poll(cls, context):
+        return _active_row(context) is not None
+
+    @reports_errors
+    def execute(self, context):
+        settings, index = settings_of(context), _active_row(context)
+        target = index - 1 if self.direction == 'UP' else index + 1
+        if not 0 <= target < len(settings.timeline_rows):
+            return {'CANCELLED'}
+        settings.timeline_rows.move(index, target)
+        settings.timeline_index = target
+        return {'FINISHED'}
 
 
 class MOTIONGPT_OT_cancel(bpy.types.Operator):
@@ -877,4 +1032,5 @@ class MOTIONGPT_OT_cancel(bpy.types.Operator):
 
 
 classes = (MOTIONGPT_OT_generate, MOTIONGPT_OT_inbetween, MOTIONGPT_OT_describe, MOTIONGPT_OT_continue_motion,
-           MOTIONGPT_OT_batch, MOTIONGPT_OT_cancel)
+           MOTIONGPT_OT_batch, MOTIONGPT_OT_generate_timeline, MOTIONGPT_OT_timeline_add, MOTIONGPT_OT_timeline_remove,
+           MOTIONGPT_OT_timeline_move, MOTIONGPT_OT_cancel)

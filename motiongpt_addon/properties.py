@@ -1,13 +1,19 @@
 """The panel's settings (saved with the scene) and the running job's status (runtime only).
 
-``Scene.motiongpt``: what the operators fall back to when a property is not given.
+``Scene.motiongpt``: what the operators fall back to when a property is not given, and the rows
+of the prompt timeline (``timeline_rows``).
 ``WindowManager.motiongpt_status``: what the status line shows while a job runs.
 """
 from __future__ import annotations
 
 import bpy
-from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
-                       StringProperty)
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+# The body parts of a timeline row: engine.timeline.PARTS in upper case.
+BODY_PARTS = (('WHOLE', "Whole", "The whole body and the root"),
+              ('UPPER', "Upper Body", "Arms, neck and head, on top of the whole-body motion under it"),
+              ('LOWER', "Lower Body", "Root, legs and lower spine, under the whole-body motion's upper body"))
 
 
 def _is_armature(_self, obj) -> bool:
@@ -20,6 +26,17 @@ def _preset_items(_self, _context):
              for name in list_presets()]
     _preset_items.cache = items or [('NONE', "None", "No presets found")]   # keep the strings alive
     return _preset_items.cache
+
+
+class MotionGPTTimelineRow(bpy.types.PropertyGroup):
+    """One row of the prompt timeline: what happens, from which frame, how long, on which part."""
+
+    prompt: StringProperty(name="Prompt", default="", description="What the character does, e.g. 'a person waves'")
+    start: IntProperty(name="Start", default=1, description="First frame of the row (the earliest row's start is "
+                       "where the motion begins)")
+    length: IntProperty(name="Length", default=0, min=0, description="Length in frames; 0 lets the model choose "
+                        "(a body-part layer then lasts to the end of the whole-body row under it)")
+    part: EnumProperty(name="Body Part", items=BODY_PARTS, default='WHOLE')
 
 
 class MotionGPTSettings(bpy.types.PropertyGroup):
@@ -59,6 +76,8 @@ class MotionGPTSettings(bpy.types.PropertyGroup):
         items=(('NLA', "NLA Strips", "One strip per clip, end to end on one NLA track of the armature"),
                ('ACTIONS', "Actions", "Separate Actions with a fake user, not assigned")))
     last_caption: StringProperty(name="Caption", default="")
+    timeline_rows: CollectionProperty(type=MotionGPTTimelineRow, name="Timeline")
+    timeline_index: IntProperty(name="Active Row", default=0, min=0)
 
 
 class MotionGPTStatus(bpy.types.PropertyGroup):
@@ -70,7 +89,7 @@ class MotionGPTStatus(bpy.types.PropertyGroup):
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype='FACTOR')
 
 
-classes = (MotionGPTSettings, MotionGPTStatus)
+classes = (MotionGPTTimelineRow, MotionGPTSettings, MotionGPTStatus)
 
 
 def register_properties() -> None:

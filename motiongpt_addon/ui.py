@@ -1,4 +1,5 @@
-"""The MotionGPT panel (3D View > Sidebar > MotionGPT) and the context-menu entries."""
+"""The MotionGPT panel (3D View > Sidebar > MotionGPT), its sub-panels (Bone Map, Edit Motion, Timeline,
+Batch) and the context-menu entries."""
 from __future__ import annotations
 
 import bpy
@@ -93,6 +94,46 @@ class VIEW3D_PT_motiongpt_edit(bpy.types.Panel):
             layout.label(text=settings.last_caption)
 
 
+class MOTIONGPT_UL_timeline(bpy.types.UIList):
+    """The timeline's rows: prompt, frames and body part (the active row is edited below the list)."""
+
+    def draw_item(self, _context, layout, _data, item, _icon, _active_data, _active_property, _index=0, _flag=0):
+        end = f"{item.start + item.length - 1}" if item.length else "auto"
+        split = layout.split(factor=0.6)
+        split.prop(item, "prompt", text="", emboss=False, icon='ERROR' if not item.prompt.strip() else 'NONE')
+        split.label(text=f"{item.start}-{end} {item.part.lower()}")
+
+
+class VIEW3D_PT_motiongpt_timeline(bpy.types.Panel):
+    bl_label = "Timeline"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "MotionGPT"
+    bl_parent_id = "VIEW3D_PT_motiongpt"
+
+    def draw(self, context):
+        settings = context.scene.motiongpt
+        layout = self.layout
+        layout.enabled = not context.window_manager.motiongpt_status.running
+        row = layout.row()
+        row.template_list("MOTIONGPT_UL_timeline", "", settings, "timeline_rows", settings, "timeline_index", rows=4)
+        buttons = row.column(align=True)
+        buttons.operator(operators.MOTIONGPT_OT_timeline_add.bl_idname, text="", icon='ADD')
+        buttons.operator(operators.MOTIONGPT_OT_timeline_remove.bl_idname, text="", icon='REMOVE')
+        buttons.separator()
+        buttons.operator(operators.MOTIONGPT_OT_timeline_move.bl_idname, text="", icon='TRIA_UP').direction = 'UP'
+        buttons.operator(operators.MOTIONGPT_OT_timeline_move.bl_idname, text="", icon='TRIA_DOWN').direction = 'DOWN'
+        if 0 <= settings.timeline_index < len(settings.timeline_rows):
+            active = settings.timeline_rows[settings.timeline_index]
+            column = layout.column(align=True)
+            column.prop(active, "prompt", text="")
+            frames = column.row(align=True)
+            frames.prop(active, "start")
+            frames.prop(active, "length")
+            column.prop(active, "part", expand=True)
+        layout.operator(operators.MOTIONGPT_OT_generate_timeline.bl_idname, icon='NLA')
+
+
 class VIEW3D_PT_motiongpt_batch(bpy.types.Panel):
     bl_label = "Batch"
     bl_space_type = 'VIEW_3D'
@@ -135,8 +176,8 @@ MENU_ENTRIES = (
     ("GRAPH_MT_context_menu", draw_inbetween_entry),
 )
 
-classes = (VIEW3D_PT_motiongpt, VIEW3D_PT_motiongpt_bone_map, VIEW3D_PT_motiongpt_edit,
-           VIEW3D_PT_motiongpt_batch)
+classes = (MOTIONGPT_UL_timeline, VIEW3D_PT_motiongpt, VIEW3D_PT_motiongpt_bone_map, VIEW3D_PT_motiongpt_edit,
+           VIEW3D_PT_motiongpt_timeline, VIEW3D_PT_motiongpt_batch)
 
 
 def register_menus() -> None:

@@ -76,7 +76,8 @@ def _check_row(segment: Segment, row: str) -> Segment:
 def check_segments(segments: Sequence[Segment], source: str = "timeline") -> list[Segment]:
     """The rows checked and cleaned (text on one line, times as floats); a ``MotionError`` naming
     the row for an empty text, an unknown part, a negative, zero or non-finite time, rows that end
-    past 60 s, overlapping whole-body rows (where both times are given), a layer before any
+    past 60 s, overlapping whole-body rows (a row starting before an earlier one with a start and a
+    length ends), a layer before any
     whole-body row, or more than ``MAX_ROWS`` rows."""
     if isinstance(segments, (str, bytes)) or not isinstance(segments, Sequence) or not segments:
         raise MotionError(f"{source}: a timeline needs at least one row")
@@ -91,12 +92,13 @@ def check_segments(segments: Sequence[Segment], source: str = "timeline") -> lis
         cleaned.append(segment)
     if not any(s.part == "whole" for s in cleaned):
         raise MotionError(f"{source}: no whole-body row; a timeline needs one to put its layers on")
-    timed = sorted(((s.start, s.start + s.seconds, i + 1) for i, s in enumerate(cleaned)
-                    if s.part == "whole" and s.start is not None and s.seconds is not None))
-    for (_, end, first), (start, _, second) in zip(timed, timed[1:]):
-        if start < end - 1e-6:
+    timed = sorted((s.start, i + 1, None if s.seconds is None else s.start + s.seconds)
+                   for i, s in enumerate(cleaned) if s.part == "whole" and s.start is not None)
+    for (_, first, end), (start, second, _) in zip(timed, timed[1:]):
+        if end is not None and start < end - 1e-6:
+            first, second = sorted((first, second))
             raise MotionError(f"{source} rows {first} and {second}: whole-body rows overlap "
-                              f"(row {second} starts at {start:g} s, row {first} ends at {end:g} s)")
+                              f"(one starts at {start:g} s, before the other ends at {end:g} s)")
     return cleaned
 
 

@@ -1,47 +1,20 @@
 """The MotionGPT add-on in real bpy (4.5 in .venv, 5.0 in .venv-bpy5), headless.
 
-The add-on is enabled through addon_utils; its engine worker is a real process running the
-torch interpreter of the repository's .venv (found relative to the repo) with a tiny randomly
-initialised model folder built by tests/support/tiny_model.py. One worker serves the session.
+The add-on is enabled through addon_utils (the ``addon`` and ``rig`` fixtures of conftest.py); its
+engine worker is a real process running the torch interpreter of the repository's .venv with a
+tiny randomly initialised model folder built by tests/support/tiny_model.py. One worker serves the session.
 Operators run synchronously (background mode); the UI path (timers, Cancel) is driven by calling
 ``operators.drive_jobs()``, since timers never fire headless.
 """
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import bpy
 import addon_utils
 import numpy as np
-import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-TORCH_PYTHON = REPO / ".venv" / "bin" / "python"
-ADDON = "motiongpt_addon"
-
-
-def configure(model_folder: Path) -> None:
-    prefs = bpy.context.preferences.addons[ADDON].preferences
-    prefs.model_source = 'FOLDER'
-    prefs.model_folder = str(model_folder)
-    prefs.device = 'CPU'
-    prefs.python_path = str(TORCH_PYTHON)
-
-
-@pytest.fixture(scope="module")
-def addon(tiny_model):
-    addon_utils.enable(ADDON, default_set=True)
-    configure(tiny_model)
-    from motiongpt_addon import client, operators
-    yield operators
-    addon_utils.disable(ADDON, default_set=True)       # classes registered at exit hang bpy 4.5
-
-
-@pytest.fixture()
-def rig(addon, scene):
-    from motiongpt_addon import retarget
-    return retarget.create_smpl_armature()
+from tests.addon.conftest import ADDON, REPO, TORCH_PYTHON, configure, drive_until, expect_error
 
 
 def actions_on(obj) -> list[str]:
@@ -61,28 +34,6 @@ def keys_of(obj) -> dict:
         (p.co[0], p.co[1], INTERPOLATIONS.get(p.interpolation, 9), HANDLE_TYPES[p.handle_left_type],
          HANDLE_TYPES[p.handle_right_type]) for p in fc.keyframe_points])
         for fc in anim_compat.fcurves_of(obj)}
-
-
-def snapshot() -> tuple:
-    """What 'the scene unchanged' means here: objects, actions, their keys and NLA tracks."""
-    objects = tuple(sorted(o.name for o in bpy.data.objects))
-    actions = tuple(sorted(a.name for a in bpy.data.actions))
-    tracks = tuple(sorted((o.name, t.name, len(t.strips)) for o in bpy.data.objects if o.animation_data
-                          for t in o.animation_data.nla_tracks))
-    keys = tuple(sorted((a.name, int(a.frame_range[0]), int(a.frame_range[1])) for a in bpy.data.actions))
-    return objects, actions, tracks, keys
-
-
-def expect_error(call, *fragments: str) -> str:
-    before = snapshot()
-    with pytest.raises(RuntimeError) as error:
-        call()
-    message = str(error.value)
-    assert message.startswith("Error: ") and "Traceback" not in message
-    for fragment in fragments:
-        assert fragment in message, message
-    assert snapshot() == before
-    return message
 
 
 # ----------------------------------------------------------------------------- generate
@@ -255,14 +206,6 @@ def test_batch_bad_input(rig, tmp_path):
     expect_error(lambda: bpy.ops.motiongpt.batch(text_name="blank"), "no prompts")
     expect_error(lambda: bpy.ops.motiongpt.batch(text_name="nothing"), "no Text named 'nothing'")
     expect_error(lambda: bpy.ops.motiongpt.batch(), "choose a Text or a .txt file")
-
-
-def drive_until(operators, condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the job did not get there in time"
-        operators.drive_jobs()
-        time.sleep(0.02)
 
 
 def test_batch_cancel_then_resume(rig, addon):

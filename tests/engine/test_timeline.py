@@ -81,6 +81,7 @@ def test_planner_on_the_blind_prompt_set():
 
 @pytest.mark.parametrize("rows, message", [
     ([Segment("a person walks", 0, 3), Segment("a person bows", 2, 2)], "rows 1 and 2: whole-body rows overlap"),
+    ([Segment("a person bows", 1, None), Segment("a person walks", 0, 3)], "rows 1 and 2: whole-body rows overlap"),
     ([Segment("a person walks", -1, 3)], "row 1: start must be at least 0"),
     ([Segment("a person walks", 0, 0)], "row 1: seconds must be positive"),
     ([Segment("a person walks", 0, float("nan"))], "row 1: seconds must be a number"),
