@@ -192,3 +192,48 @@ def test_parse_timeline_rows_generate(model):
     rows = parse_timeline("0\t1\twhole\ta person walks\n1\t1\twhole\ta person bows\n0\t1\tlower\ta person runs\n")
     result = compose_timeline(model, rows, seed=1)
     assert result.motion.joints.shape == (40, 22, 3) and np.isfinite(result.motion.joints).all()
+
+
+# ----------------------------------------------------------------------------- the CLI and the engine process
+
+def test_cli_timeline_and_planned_generate(folder, tmp_path, capsys):
+    from engine.__main__ import main
+    plan = tmp_path / "plan.tsv"
+    plan.write_text("0\t1\twhole\ta person walks forward\n-\t1.5\twhole\ta person bows\n0.2\t0.5\tupper\ta person waves\n")
+    assert main(["timeline", str(plan), "--model", str(folder), "--device", "cpu", "--seed", "0",
+                 "--out", str(tmp_path / "t.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "planned as: walks forward (1.0 s) | + upper body: waves (0.5 s) | bows (1.5 s)" in out
+    assert np.load(tmp_path / "t.npy").shape == (50, 22, 3)
+    assert main(["generate", "a person walks, then bows", "--seconds", "3", "--model", str(folder),
+                 "--device", "cpu", "--out", str(tmp_path / "g.npy")]) == 0
+    assert "planned as: walks (1.5 s) | bows (1.5 s)" in capsys.readouterr().out
+    assert np.load(tmp_path / "g.npy").shape == (60, 22, 3)
+    plan.write_text("0\t2\twhole\ta person walks\n1\t1\twhole\ta person bows\n")
+    assert main(["timeline", str(plan), "--model", str(folder), "--out", str(tmp_path / "bad.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "rows 1 and 2: whole-body rows overlap" in err and "Traceback" not in err
+    assert not (tmp_path / "bad.npy").exists()
+
+
+def test_worker_timeline_task(folder, tmp_path):
+    import json
+    import subprocess
+    import sys
+    requests = [{"id": 1, "task": "timeline", "seed": 2,
+                 "rows": [{"text": "a person walks", "start": 0, "seconds": 1.0},
+                          {"text": "a person waves", "start": 0.2, "seconds": 0.5, "part": "upper"}]},
+                {"id": 2, "task": "timeline", "rows": [{"text": "a person walks", "part": "legs"}]},
+                {"id": 3, "task": "timeline", "rows": "walk"},
+                {"id": 4, "task": "text_to_motion", "text": "a person walks, then bows", "seconds": 2.0, "seed": 0}]
+    done = subprocess.run([sys.executable, "-m", "engine.worker", "--model", str(folder), "--device", "cpu",
+                           "--exchange", str(tmp_path)], input="".join(json.dumps(r) + "\n" for r in requests),
+                          capture_output=True, text=True, timeout=300)
+    replies = {r["id"]: r for r in map(json.loads, done.stdout.splitlines()) if "ok" in r}
+    assert replies[1]["ok"] and replies[1]["spans"] == [[0, 20], [4, 14]]
+    assert replies[1]["plan"] == "walks (1.0 s) | + upper body: waves (0.5 s)"
+    assert np.load(replies[1]["motion"]).shape == (20, 22, 3)
+    assert replies[2]["kind"] == "input" and "row 1: unknown body part 'legs'" in replies[2]["error"]
+    assert replies[3]["kind"] == "input" and "rows must be a non-empty list" in replies[3]["error"]
+    assert replies[4]["ok"] and replies[4]["plan"] == "walks (1.0 s) | bows (1.0 s)"
+    assert done.returncode == 0 and "Traceback" not in done.stderr
