@@ -9,15 +9,23 @@ builtins resolve to the real objects, every other class becomes an inert placeho
 records its arguments, and a reference to anything that could run code (``os.system``,
 ``subprocess``, ``builtins.eval`` ...) stops the load with a ``MotionError``. Only the
 ``state_dict`` entry is kept.
+
+The weights of a model folder are checked against its config before they are used: the module is
+built on the meta device (``meta_shapes``: the shapes its weights must have, no memory), the
+``.safetensors`` header is compared with them (``safetensors_layout`` + ``check_layout``: exact
+keys, shapes, and float32 / float16 / bfloat16 only) and the loaded tensors must be finite
+(``check_finite``). Each problem is a ``MotionError`` naming the file and the tensor.
 """
 from __future__ import annotations
 
 import pickle
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
 import torch
 
+from .configs import WEIGHT_DTYPES, show
 from .errors import MotionError
 
 # Globals a plain tensor checkpoint legitimately needs.
@@ -154,3 +162,74 @@ def _state_dict_of(content, path: Path) -> dict[str, torch.Tensor]:
     if not tensors:
         raise MotionError(f"{path}: the state_dict holds no tensors")
     return tensors
+
+
+# ----------------------------------------------------------------------------- weights of a config
+# Sizes are checked first (engine.configs); then the module is built on the meta device to learn
+# the shapes its weights must have, and the weight file's header is compared with them, so
+# nothing is allocated for a model that a folder does not really hold.
+
+def meta_shapes(build: Callable[[], "torch.nn.Module"], source: str) -> dict[str, tuple[int, ...]]:
+    """key -> shape of the state_dict of ``build()``, built on the meta device (no memory, no
+    initialisation). Call it only on sizes already checked against the bounds above."""
+    try:
+        with torch.device("meta"):
+            module = build()
+    except MotionError:
+        raise
+    except Exception as error:  # a size combination the module itself refuses
+        raise MotionError(f"{source}: these sizes do not make a model: {type(error).__name__}: {error}") from None
+    return {key: tuple(value.shape) for key, value in module.state_dict().items()}
+
+
+# ----------------------------------------------------------------------------- weight files
+
+_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                       "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+def safetensors_layout(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """key -> (shape, dtype name) of every tensor of a ``.safetensors`` file, from its header only
+    (no tensor is read). MotionError naming the file when it cannot be read."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            layout = {}
+            for key in handle.keys():
+                tensor = handle.get_slice(key)
+                dtype = tensor.get_dtype()
+                layout[key] = (tuple(tensor.get_shape()), _SAFETENSORS_DTYPES.get(dtype, dtype.lower()))
+            return layout
+    except Exception as error:  # SafetensorError: truncated, not a safetensors file, bad header
+        raise MotionError(f"{path}: cannot read the weights ({type(error).__name__}: {error})") from None
+
+
+def tensor_layout(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``safetensors_layout`` of tensors in memory."""
+    return {key: (tuple(value.shape), str(value.dtype).removeprefix("torch.")) for key, value in tensors.items()}
+
+
+def check_layout(layout: dict[str, tuple[tuple[int, ...], str]], expected: dict[str, tuple[int, ...]],
+                 source: str) -> None:
+    """The weights hold exactly the keys of ``expected``, each with its shape and a float dtype of
+    WEIGHT_DTYPES; MotionError naming ``source`` and the key otherwise."""
+    missing = sorted(set(expected) - set(layout))
+    unexpected = sorted(set(layout) - set(expected))
+    if missing or unexpected:
+        raise MotionError(f"{source}: weights do not match the config: missing {missing[:5]}"
+                          f"{' ...' if len(missing) > 5 else ''}, unexpected {show(unexpected[:5])}"
+                          f"{' ...' if len(unexpected) > 5 else ''}")
+    for key, (shape, dtype) in layout.items():
+        if shape != tuple(expected[key]):
+            raise MotionError(f"{source}: {key} has shape {shape}, the config needs {tuple(expected[key])}")
+        if dtype not in WEIGHT_DTYPES:
+            raise MotionError(f"{source}: {key} holds {dtype} values; weights must be "
+                              f"{', '.join(WEIGHT_DTYPES[:-1])} or {WEIGHT_DTYPES[-1]}")
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """MotionError naming ``source`` and the key of the first tensor holding NaN or infinity."""
+    for key, value in tensors.items():
+        if not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise MotionError(f"{source}: {key} holds {bad} NaN or infinite values; the weights are damaged")

@@ -35,7 +35,7 @@ import re
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -45,8 +45,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .bone_maps import assets_dir
+from .configs import MAX_WIDTH, Rule, check_parameter_count, check_values, integer, number, one_of, read_config, text
 from .errors import MotionError
-from .motion import FEATURE_DIM, MODEL_FPS, Motion, Normalizer
+from .motion import FEATURE_DIM, MODEL_FPS, Motion, Normalizer, validate_features
+from .text_encoder import HIDDEN_SIZE
 
 DEFAULT_EVALUATOR = assets_dir() / "evaluator"   # $MOTIONGPT_ASSETS moves it
 MODEL_TYPE = "motiongpt_text_motion_evaluator"
@@ -321,12 +323,30 @@ class EvaluatorConfig:
     text_encoder: str = "sentence-transformers/all-MiniLM-L6-v2"
     text_encoder_sha256: str = ""      # of the MiniLM weights the head was trained on
 
+    def __post_init__(self) -> None:
+        check_values(asdict(self), EVALUATOR_RULES, "evaluator config")
+
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "EvaluatorConfig":
+        """Build from config.json's values; unknown keys, wrong types and sizes out of bounds are a
+        MotionError naming ``source``, the key and the value."""
         if not isinstance(values, dict) or values.get("model_type") != MODEL_TYPE:
             raise MotionError(f"{source}: not a text-motion evaluator config (model_type {MODEL_TYPE!r})")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        check_values(values, EVALUATOR_RULES, source)
+        return cls(**values)
+
+
+def _exactly(value: int, what: str) -> Rule:
+    return Rule(f"{value} ({what})", lambda v: isinstance(v, int) and not isinstance(v, bool) and v == value)
+
+
+# Bounds of the evaluator's config.json (the bundled one: width 256, embed_dim 256, 196 frames).
+EVALUATOR_RULES = {
+    "model_type": one_of(MODEL_TYPE), "feature_dim": _exactly(FEATURE_DIM, "HumanML3D features"),
+    "width": integer(1, MAX_WIDTH), "embed_dim": integer(1, MAX_WIDTH),
+    "text_dim": _exactly(HIDDEN_SIZE, "the MiniLM sentence embedding"), "max_frames": integer(1, 12_000),
+    "temperature": number(0, 10, low_open=True), "text_encoder": text(), "text_encoder_sha256": text(),
+}
 
 
 class TextMotionEvaluator(nn.Module):
@@ -352,7 +372,17 @@ class TextMotionEvaluator(nn.Module):
 
     # -- the two encoders
     def encode_motion(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """features (B, T, 263) normalised, zero-padded past each row's ``lengths`` (B,) -> (B, D) unit."""
+        """features (B, T, 263) normalised, zero-padded past each row's ``lengths`` (B,) -> (B, D) unit.
+        T >= 4 (one step of the encoder); other shapes are a MotionError naming both shapes."""
+        dim = self.config.feature_dim
+        if not isinstance(features, torch.Tensor) or features.ndim != 3 or features.shape[0] < 1 \
+                or features.shape[1] < 4 or features.shape[2] != dim:
+            raise MotionError(f"encode_motion: features must be a tensor of shape (B >= 1, T >= 4, {dim}), got "
+                              f"{_shape_of(features)}")
+        if not isinstance(lengths, torch.Tensor) or tuple(lengths.shape) != (features.shape[0],) \
+                or lengths.is_floating_point() or lengths.dtype == torch.bool:
+            raise MotionError(f"encode_motion: lengths must be an integer tensor of shape ({features.shape[0]},), "
+                              f"got {_shape_of(lengths)}")
         hidden = self.motion_convs(features.transpose(1, 2)).transpose(1, 2)     # (B, T // 4, W)
         steps = torch.clamp(lengths // 4, min=1, max=hidden.shape[1])
         mask = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < steps[:, None]).unsqueeze(-1)
@@ -362,6 +392,11 @@ class TextMotionEvaluator(nn.Module):
 
     def encode_text(self, sentence_embeddings: torch.Tensor) -> torch.Tensor:
         """(B, 384) MiniLM sentence embeddings -> (B, D) unit vectors."""
+        dim = self.config.text_dim
+        if not isinstance(sentence_embeddings, torch.Tensor) or sentence_embeddings.ndim != 2 \
+                or sentence_embeddings.shape[0] < 1 or sentence_embeddings.shape[1] != dim:
+            raise MotionError(f"encode_text: sentence embeddings must be a tensor of shape (B >= 1, {dim}), got "
+                              f"{_shape_of(sentence_embeddings)}")
         return F.normalize(self.text_head(sentence_embeddings), dim=-1)
 
     # -- numpy in, numpy out
@@ -380,14 +415,23 @@ class TextMotionEvaluator(nn.Module):
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(B, D) float32 unit vectors for captions."""
+        if isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) == 0 \
+                or not all(isinstance(t, str) for t in texts):
+            raise MotionError(f"embed_texts: expected a non-empty list of captions, got {_shape_of(texts)}")
         device = next(self.parameters()).device
         return self.encode_text(self.sentence_embeddings(list(texts)).to(device)).cpu().numpy()
 
     @torch.no_grad()
     def embed_features(self, feature_list: Sequence[np.ndarray], batch: int = 64) -> np.ndarray:
-        """(B, D) float32 unit vectors for un-normalised (T_i, 263) feature arrays (first max_frames rows)."""
+        """(B, D) float32 unit vectors for un-normalised (T_i, 263) feature arrays (first max_frames rows);
+        a wrong shape or a NaN is a MotionError naming the array, the expected and the actual shape."""
+        if not isinstance(feature_list, (Sequence, np.ndarray)) or isinstance(feature_list, np.ndarray) \
+                and feature_list.ndim != 3 or len(feature_list) == 0:
+            raise MotionError(f"embed_features: expected a non-empty list of (T, {FEATURE_DIM}) feature arrays, got "
+                              f"{_shape_of(feature_list)}")
+        checked = [validate_features(f, f"features {i}") for i, f in enumerate(feature_list)]
         device = next(self.parameters()).device
-        rows = [self.normalizer.normalize(f[:self.config.max_frames]) for f in feature_list]
+        rows = [self.normalizer.normalize(f[:self.config.max_frames]) for f in checked]
         out = []
         for start in range(0, len(rows), batch):
             chunk = rows[start:start + batch]
@@ -399,12 +443,17 @@ class TextMotionEvaluator(nn.Module):
         return np.concatenate(out)
 
     def embed_motions(self, motions: Sequence[Motion | np.ndarray], batch: int = 64) -> np.ndarray:
-        """(B, D) float32 unit vectors for Motions or (T, 22, 3) joint arrays at 20 fps: their first
-        max_frames + 1 frames -> ``Motion.to_features`` -> the motion encoder."""
+        """(B, D) float32 unit vectors for Motions or (T >= 2, 22, 3) joint arrays at 20 fps: their first
+        max_frames + 1 frames -> ``Motion.to_features`` -> the motion encoder. Each is checked as the
+        model's tasks check theirs (``engine.model.as_motion``)."""
+        from .model import as_motion
+        if isinstance(motions, (Motion, np.ndarray)) or not isinstance(motions, Sequence) or len(motions) == 0:
+            raise MotionError(f"embed_motions: expected a non-empty list of Motions or (T, 22, 3) joint arrays, got "
+                              f"{_shape_of(motions)}")
         features = []
-        for m in motions:
-            joints = m.resample(MODEL_FPS).joints if isinstance(m, Motion) else np.asarray(m)
-            features.append(Motion(joints[:self.config.max_frames + 1], MODEL_FPS).to_features())
+        for i, m in enumerate(motions):
+            motion = as_motion(m, f"motion {i}")
+            features.append(motion[:self.config.max_frames + 1].to_features())
         return self.embed_features(features, batch)
 
     # -- model folders
@@ -425,20 +474,29 @@ class TextMotionEvaluator(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path | None = None, device="cpu") -> "TextMotionEvaluator":
         """Load an evaluator folder (default: assets/evaluator), in eval mode."""
-        from safetensors.torch import load_file
+        from .checkpoint import check_finite, check_layout, load_safetensors, meta_shapes, tensor_layout
+        from .tokenizer import resolve_device
         folder = Path(folder) if folder is not None else DEFAULT_EVALUATOR
-        if not (folder / WEIGHTS_NAME).is_file() or not (folder / CONFIG_NAME).is_file():
+        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        if not weights_path.is_file() or not config_path.is_file():
             raise MotionError(f"{folder}: no text-motion evaluator here (config.json and model.safetensors); "
                               "train one with `python -m engine.eval train`")
-        try:
-            config = EvaluatorConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")),
-                                               str(folder / CONFIG_NAME))
-            state = load_file(str(folder / WEIGHTS_NAME), device="cpu")
-        except (OSError, ValueError) as error:
-            raise MotionError(f"{folder}: cannot read the evaluator: {error}") from None
+        device = resolve_device(device)
+        config = EvaluatorConfig.from_dict(read_config(config_path), str(config_path))
+        shapes = meta_shapes(lambda: cls(config), str(config_path))
+        check_parameter_count(shapes, str(config_path), f"width {config.width}, embed_dim {config.embed_dim}")
+        state = load_safetensors(weights_path)
+        check_layout(tensor_layout(state), shapes, str(weights_path))
+        check_finite(state, str(weights_path))
         model = cls(config, Normalizer.load(folder))
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         return model.to(device).eval()
+
+
+def _shape_of(value) -> str:
+    """How a wrong input looks in a message: "shape (2, 262)" for arrays, else its type."""
+    shape = getattr(value, "shape", None)
+    return f"shape {tuple(shape)}" if shape is not None else f"a {type(value).__name__}"
 
 
 # ----------------------------------------------------------------------------- 5. training

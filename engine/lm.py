@@ -31,6 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .configs import (MAX_LAYERS, MAX_VOCAB, MAX_WIDTH, SCALAR, WEIGHT_DTYPES, Rule, check_values, flag, integer,
+                      list_of, number, object_of, one_of, optional, read_config, show, text)
 from .errors import MotionError
 from .text_tokenizer import MOTION_EXTRA_TOKENS, motion_token
 
@@ -45,6 +47,43 @@ M2T_PROMPT = "Generate text: {motion}"
 PREDICT_PROMPT = "Predict motion: {motion}"
 INBETWEEN_PROMPT = "Complete the masked motion: {motion}"
 STEERED_INBETWEEN_PROMPT = "Complete the masked motion in which {caption}: {motion}"
+
+# Sampling of motion codes (MotionGPTConfig.top_k / temperature, generate_motion's arguments). The
+# choice is among the codes and the end token, so top_k is at most the largest codebook + 1; below
+# a temperature of 0.01 sampling is greedy in effect, and logits / temperature could overflow.
+MAX_TOP_K = 65537
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 10.0
+SAMPLING_RULES = {"top_k": integer(1, MAX_TOP_K), "temperature": number(MIN_TEMPERATURE, MAX_TEMPERATURE)}
+
+# Bounds of lm/config.json (a transformers T5Config). T5-base: vocab 32100 (+ 515 motion tokens),
+# d_model 768, d_kv 64, 12 heads, d_ff 3072 (flan-t5-base: 2048, gated-gelu), 12 + 12 layers,
+# 32 buckets up to distance 128. Other keys transformers writes are checked by type; keys no T5
+# has may hold plain values only (configs.SCALAR).
+TOKEN_ID = optional(integer(0, MAX_VOCAB - 1))
+T5_SIZE_KEYS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_heads")
+T5_RULES = {
+    "vocab_size": integer(1, MAX_VOCAB), "d_model": integer(1, MAX_WIDTH), "d_kv": integer(1, 1024),
+    "d_ff": integer(1, 65536), "num_layers": integer(1, MAX_LAYERS),
+    "num_decoder_layers": optional(integer(1, MAX_LAYERS)), "num_heads": integer(1, 128),
+    "relative_attention_num_buckets": integer(4, 1024),
+    "relative_attention_max_distance": integer(1, 65536),
+    "feed_forward_proj": one_of("relu", "gelu", "silu", "gated-relu", "gated-gelu", "gated-silu"),
+    "dense_act_fn": one_of("relu", "gelu", "gelu_new", "silu"), "is_gated_act": flag(),
+    "dropout_rate": number(0, 1, high_open=True), "classifier_dropout": optional(number(0, 1, high_open=True)),
+    "layer_norm_epsilon": number(0, 1, low_open=True), "initializer_factor": number(0, 100, low_open=True),
+    "model_type": one_of("t5"), "is_encoder_decoder": one_of(True), "is_decoder": one_of(False),
+    "tie_word_embeddings": one_of(False), "tie_encoder_decoder": one_of(False), "torchscript": one_of(False),
+    "return_dict": one_of(True), "output_attentions": one_of(False), "output_hidden_states": one_of(False),
+    "scale_decoder_outputs": flag(), "use_cache": flag(), "output_past": flag(),
+    "gradient_checkpointing": flag(), "chunk_size_feed_forward": integer(0, 65536),
+    "n_positions": integer(1, MAX_VOCAB), "decoder_start_token_id": TOKEN_ID, "pad_token_id": TOKEN_ID,
+    "eos_token_id": TOKEN_ID, "bos_token_id": TOKEN_ID, "sep_token_id": TOKEN_ID,
+    "dtype": optional(one_of(*WEIGHT_DTYPES)), "torch_dtype": optional(one_of(*WEIGHT_DTYPES)),
+    "architectures": optional(list_of(text())), "transformers_version": text(), "_name_or_path": text(),
+    "id2label": object_of(text()), "label2id": object_of(integer(0, MAX_VOCAB)),
+    "problem_type": optional(one_of("regression", "single_label_classification", "multi_label_classification")),
+    "task_specific_params": optional(Rule("an object", lambda v: isinstance(v, dict))),
+}
 
 
 # ----------------------------------------------------------------------------- vocabulary
@@ -366,10 +405,12 @@ def load_t5(folder: str | Path, device, dtype):
     from transformers import T5ForConditionalGeneration
     from transformers.utils import logging as hf_logging
 
+    from .checkpoint import check_finite
+
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise MotionError(f"{folder}: not a language-model folder (no config.json)")
-    check_t5_files(folder)
+    layout = check_t5_files(folder)
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity(logging.ERROR)  # "both present with different values, will NOT tie": wanted
     hf_logging.disable_progress_bar()        # no "Loading weights" bar on stderr (CLI progress is ours)
@@ -385,33 +426,71 @@ def load_t5(folder: str | Path, device, dtype):
         raise MotionError(f"{folder}: lm_head is tied to the input embedding; MotionGPT's lm_head is separate "
                           "(re-save with engine.lm.save_t5)")
     model.config.scale_decoder_outputs = False
+    state = model.state_dict()
+    check_finite({key: state[key] for key in layout}, str(folder / WEIGHTS_NAME))
     return model.to(device).eval()
 
 
-def check_t5_files(folder: Path) -> None:
-    """config.json readable, model.safetensors present and readable, and its embedding / lm_head
-    shapes equal to config.json's vocab_size x d_model (a clear MotionError before transformers)."""
-    from safetensors import safe_open
+def check_t5_config(values: dict, source: str) -> dict:
+    """``values`` of lm/config.json checked against T5_RULES (the six sizes required), with the
+    relative-position buckets usable and the special token ids inside the vocabulary; returns them.
+    MotionError naming ``source``, the key and the value."""
+    check_values(values, T5_RULES, source, required=T5_SIZE_KEYS, other=SCALAR)
+    buckets = values.get("relative_attention_num_buckets", 32)
+    distance = values.get("relative_attention_max_distance", 128)
+    if distance <= buckets // 2:
+        raise MotionError(f"{source}: relative_attention_max_distance {distance} must be above half of "
+                          f"relative_attention_num_buckets {buckets} (the log-spaced buckets start there)")
+    projection = values.get("feed_forward_proj", "relu")
+    implied = {"dense_act_fn": "gelu_new" if projection == "gated-gelu" else projection.split("-")[-1],
+               "is_gated_act": projection.startswith("gated-")}
+    for key, value in implied.items():
+        if key in values and values[key] != value:
+            raise MotionError(f"{source}: {key} {show(values[key])} does not go with feed_forward_proj "
+                              f"{projection!r} (which means {key} {show(value)})")
+    for key in ("decoder_start_token_id", "pad_token_id", "eos_token_id", "bos_token_id", "sep_token_id"):
+        if values.get(key) is not None and values[key] >= values["vocab_size"]:
+            raise MotionError(f"{source}: {key} {values[key]} is outside the vocabulary "
+                              f"(vocab_size {values['vocab_size']})")
+    return values
 
-    try:
-        values = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        vocab_size, d_model = int(values["vocab_size"]), int(values["d_model"])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise MotionError(f"{folder / 'config.json'}: not a T5 config ({type(error).__name__}: {error})") from None
+
+def t5_weight_shapes(values: dict, source: str) -> dict[str, tuple[int, ...]]:
+    """key -> shape of every tensor model.safetensors must hold for a T5 of checked ``values``
+    (built on the meta device; the embedding aliases that share ``shared.weight`` excluded).
+    MotionError naming ``source`` when the model would exceed configs.MAX_PARAMETERS."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from .checkpoint import meta_shapes
+    from .configs import check_parameter_count
+    shapes = meta_shapes(lambda: T5ForConditionalGeneration(T5Config.from_dict(dict(values))), source)
+    shapes = {key: shape for key, shape in shapes.items() if key not in EMBEDDING_ALIASES}
+    sizes = ", ".join(f"{key} {values[key]}" for key in T5_SIZE_KEYS)
+    check_parameter_count(shapes, source, sizes)
+    return shapes
+
+
+def check_t5_files(folder: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Before transformers sees the folder: config.json within bounds (``check_t5_config``),
+    model.safetensors present and holding exactly the tensors of that T5 (keys, shapes, float
+    dtypes; read from its header). Returns the file's layout (key -> (shape, dtype))."""
+    from .checkpoint import check_layout, safetensors_layout
+
+    config_path = folder / "config.json"
+    values = check_t5_config(read_config(config_path), str(config_path))
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise MotionError(f"{weights}: missing file (a language-model folder needs config.json, {WEIGHTS_NAME} "
                           "and tokenizer.json)")
-    try:
-        with safe_open(str(weights), framework="pt") as handle:
-            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in ("shared.weight", "lm_head.weight")
-                      if key in handle.keys()}
-    except Exception as error:  # SafetensorError: truncated or not a safetensors file
-        raise MotionError(f"{weights}: cannot read the weights ({type(error).__name__}: {error})") from None
-    for key, shape in shapes.items():
-        if shape != (vocab_size, d_model):
-            raise MotionError(f"{weights}: {key} has shape {shape}, but config.json says vocab_size {vocab_size} "
-                              f"x d_model {d_model}; the config and the weights do not belong together")
+    expected = t5_weight_shapes(values, str(config_path))
+    layout = safetensors_layout(weights)
+    for key in ("shared.weight", "lm_head.weight"):
+        if key in layout and layout[key][0] != expected[key]:
+            raise MotionError(f"{weights}: {key} has shape {layout[key][0]}, but config.json says vocab_size "
+                              f"{values['vocab_size']} x d_model {values['d_model']}; the config and the weights "
+                              "do not belong together")
+    check_layout(layout, expected, str(weights))
+    return layout
 
 
 # ----------------------------------------------------------------------------- the language model
@@ -436,6 +515,9 @@ class MotionLanguageModel:
         if t5.config.vocab_size < self.vocab.vocab_size:
             raise MotionError(f"{source}: the T5 has {t5.config.vocab_size} embedding rows, the text tokenizer "
                               f"{self.vocab.vocab_size} tokens")
+        if text_side is not None and text_side.config.d_model != t5.config.d_model:
+            raise MotionError(f"{source}: the text side feeds d_model {text_side.config.d_model} (text_side.json), "
+                              f"the T5 has d_model {t5.config.d_model}; they do not belong together")
         self.max_prompt_tokens = max_prompt_tokens
         specials = set(getattr(text_tokenizer, "all_special_ids", []))
         self.text_banned = sorted(specials - {self.vocab.eos_id})
@@ -454,6 +536,8 @@ class MotionLanguageModel:
         if not (folder / "tokenizer.json").is_file():
             raise MotionError(f"{folder / 'tokenizer.json'}: missing file (the text tokenizer of the language "
                               "model; a language-model folder needs config.json, model.safetensors and tokenizer.json)")
+        if (folder / "tokenizer_config.json").exists():   # transformers reads it; a clear error for a broken one first
+            read_config(folder / "tokenizer_config.json")
         try:
             text_tokenizer = AutoTokenizer.from_pretrained(str(folder))
         except Exception as error:  # transformers raises many kinds here
@@ -575,6 +659,7 @@ class MotionLanguageModel:
         ``seeds[i]`` seeds row i's sampling (None: a fresh random seed); ``sample=False`` is greedy.
         """
         import torch
+        check_values({"top_k": top_k, "temperature": temperature}, SAMPLING_RULES, "generate_motion")
         rows = len(prompts)
         if not (len(min_codes) == len(max_codes) == rows):
             raise MotionError("generate_motion: one min_codes/max_codes per prompt")

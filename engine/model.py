@@ -8,7 +8,11 @@
 
 A model folder holds ``tokenizer/`` (MotionTokenizer), ``lm/`` (T5 + text tokenizer with the
 motion tokens), ``config.json`` (``MotionGPTConfig``) and ``MODEL_CARD.md``; the converted
-official checkpoint (engine/convert.py) is such a folder too.
+official checkpoint (engine/convert.py) is such a folder too. ``from_pretrained`` checks the
+device (``tokenizer.resolve_device``) and every config file of the folder (``check_model_folder``:
+types, bounds, the total size; engine/configs.py) before anything is built, and each part's
+weights against its config (engine/checkpoint.py). Motion inputs of every task pass ``as_motion``
+(finite (T, 22, 3) joints, not a degenerate skeleton).
 
 Geometry of predict / in-between. Decoded motion starts at the origin facing +Z. The context is
 encoded from a window of ``4 L + 1`` frames that ends at the last frame before the gap (its
@@ -26,15 +30,17 @@ import json
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .bone_maps import assets_dir
+from .configs import MAX_PARAMETERS, Rule, check_values, flag, integer, one_of, read_config, show, text
 from .errors import MotionError
-from .motion import MODEL_FPS, Motion
+from .lm import SAMPLING_RULES
+from .motion import MODEL_FPS, Motion, check_skeleton
 
 DEFAULT_MODEL = assets_dir() / "models" / "default"  # $MOTIONGPT_ASSETS moves it
 CONFIG_NAME = "config.json"
@@ -42,6 +48,8 @@ MODEL_TYPE = "motiongpt"
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SHORT_GAP_FRAMES = 4  # gaps below one token (4 frames) are interpolated, not generated
 MAX_SECONDS = 60.0    # longest text-to-motion clip, prediction or in-between gap (the add-on's limit too)
+MAX_TOKENS = 1024     # bound of every token count in config.json (MotionGPT: 49 motion tokens, 256-token prompts)
+MAX_SAMPLES = 64      # text_to_motion_samples: generations per request
 
 
 @dataclass
@@ -68,33 +76,53 @@ class MotionGPTConfig:
     text_to_motion_samples: int = 1
 
     def __post_init__(self) -> None:
-        if self.model_type != MODEL_TYPE:
-            raise MotionError(f"config: model_type is {self.model_type!r}, expected {MODEL_TYPE!r}")
-        if self.prompt_style != "motiongpt":
-            raise MotionError(f"config: prompt_style {self.prompt_style!r} is not supported (only 'motiongpt')")
-        for name in ("frames_per_token", "max_motion_tokens", "min_motion_tokens", "predict_context_tokens",
-                     "inbetween_context_tokens", "top_k", "caption_max_tokens", "max_prompt_tokens",
-                     "blend_frames", "text_to_motion_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise MotionError(f"config: {name} must be a positive integer, got {value!r}")
-        if self.predict_context_tokens >= self.max_motion_tokens or \
-                2 * self.inbetween_context_tokens >= self.max_motion_tokens:
-            raise MotionError("config: the context tokens must leave room for generated tokens "
-                              f"(max_motion_tokens {self.max_motion_tokens})")
+        self.check(asdict(self), "config")
+
+    @staticmethod
+    def check(values: dict, source: str) -> None:
+        """MotionError naming ``source``, the key and the value when a setting has the wrong type or
+        is out of range (CONFIG_RULES), or the context tokens leave no room to generate."""
+        if "model_type" in values and values["model_type"] != MODEL_TYPE:
+            raise MotionError(f"{source}: model_type is {show(values['model_type'])}, expected {MODEL_TYPE!r}")
+        if "prompt_style" in values and values["prompt_style"] != "motiongpt":
+            raise MotionError(f"{source}: prompt_style {show(values['prompt_style'])} is not supported "
+                              "(only 'motiongpt')")
+        check_values(values, CONFIG_RULES, source)
+        defaults = MotionGPTConfig.__dataclass_fields__
+        maximum = values.get("max_motion_tokens", defaults["max_motion_tokens"].default)
+        for key, factor in (("predict_context_tokens", 1), ("inbetween_context_tokens", 2)):
+            context = values.get(key, defaults[key].default)
+            if factor * context >= maximum:
+                raise MotionError(f"{source}: {key} {context} must leave room for generated tokens: "
+                                  f"{'2 x ' if factor == 2 else ''}{key} must be below max_motion_tokens {maximum}")
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "MotionGPTConfig":
+        """Build from config.json's values, checked first (``check``: MotionError naming ``source``)."""
         if not isinstance(values, dict):
             raise MotionError(f"{source}: expected a JSON object")
-        names = {f.name for f in fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise MotionError(f"{source}: unknown keys {sorted(unknown)}")
+        cls.check(values, source)
         return cls(**values)
 
     def save(self, folder: Path) -> None:
         (Path(folder) / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+
+def _tokens(low: int = 1) -> Rule:
+    return integer(low, MAX_TOKENS)
+
+
+# The type and range of every MotionGPTConfig field (model_type and prompt_style are checked by name).
+CONFIG_RULES = {
+    "model_type": one_of(MODEL_TYPE), "prompt_style": one_of("motiongpt"), "name": text(),
+    "fps": Rule(f"{MODEL_FPS:g} (the engine's frame rate)",
+                lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == MODEL_FPS),
+    "frames_per_token": integer(1, 64), "max_motion_tokens": _tokens(2), "min_motion_tokens": _tokens(),
+    "predict_context_tokens": _tokens(), "inbetween_context_tokens": _tokens(),
+    **SAMPLING_RULES,
+    "caption_max_tokens": _tokens(), "max_prompt_tokens": integer(1, 4096), "steered_inbetween": flag(),
+    "blend_frames": integer(1, int(MAX_SECONDS * MODEL_FPS)), "text_to_motion_samples": integer(1, MAX_SAMPLES),
+}
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -165,15 +193,23 @@ def hermite_gap(before: np.ndarray, after: np.ndarray, frames: int) -> np.ndarra
 # ----------------------------------------------------------------------------- argument checks
 
 def as_motion(value, name: str) -> Motion:
-    """A Motion at 20 fps from a Motion or a (T, 22, 3) joint array (taken as 20 fps)."""
+    """A Motion at 20 fps from a Motion or a (T, 22, 3) joint array of numbers (taken as 20 fps),
+    checked for every task: finite (``Motion``) and not degenerate (``check_skeleton``: joints at
+    one point, zero-length bones). The one check of the motion inputs describe, predict and
+    in-between share."""
     if isinstance(value, Motion):
-        return value.resample(MODEL_FPS)
-    if isinstance(value, np.ndarray):
+        motion = value.resample(MODEL_FPS)
+    elif isinstance(value, np.ndarray):
         if value.ndim != 3 or value.shape[1:] != (22, 3):
             raise MotionError(f"{name}: expected an engine.Motion or (T, 22, 3) joints, got an array of shape "
                               f"{value.shape}")
-        return Motion(value, MODEL_FPS)
-    raise MotionError(f"{name}: expected an engine.Motion, got {type(value).__name__}")
+        if value.dtype.kind not in "fiu":
+            raise MotionError(f"{name}: joints must be numbers, got an array of {value.dtype}")
+        motion = Motion(value, MODEL_FPS)
+    else:
+        raise MotionError(f"{name}: expected an engine.Motion, got {type(value).__name__}")
+    check_skeleton(motion.joints, name)
+    return motion
 
 
 def frames_of(seconds, name: str = "seconds", fps: float = MODEL_FPS) -> int:
@@ -231,23 +267,14 @@ class MotionGPT:
         weights where the model's layers are big enough for int8 to be faster, e.g. flan-t5-base
         size; the bundled model stays float32), "int8" (always), "none" / False (float32, tokens
         identical to transformers' generate). None reads $MOTIONGPT_QUANTIZE, else "auto"."""
+        from .decoding import resolve_quantize
         from .lm import MotionLanguageModel
         from .tokenizer import MotionTokenizer, resolve_device
 
         folder = resolve_model_folder(source)
         device = resolve_device(device)
-        config_path = folder / CONFIG_NAME
-        if config_path.is_file():
-            try:
-                values = json.loads(config_path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise MotionError(f"{config_path}: cannot read JSON: {error}") from None
-            config = MotionGPTConfig.from_dict(values, str(config_path))
-        else:  # a converted official folder from before convert.py wrote config.json
-            config = MotionGPTConfig(name="MotionGPT (official)")
-        for part in ("tokenizer", "lm"):
-            if not (folder / part).is_dir():
-                raise MotionError(f"{folder}: not a MotionGPT model folder (no {part}/ inside)")
+        resolve_quantize(quantize)
+        config = check_model_folder(folder)
         tokenizer = MotionTokenizer.from_pretrained(folder / "tokenizer", device=device)
         lm = MotionLanguageModel.from_pretrained(folder / "lm", tokenizer.config.code_num, device=device,
                                                  quantize=quantize)
@@ -370,9 +397,9 @@ class MotionGPT:
     def predict(self, motion: Motion, seconds: float, seed: int | None = None) -> Motion:
         """The given motion (at 20 fps, frames unchanged) followed by ``seconds`` of predicted motion
         (round(seconds * 20) new frames), placed to continue it (see the module docstring)."""
+        count, seed = frames_of(seconds), check_seed(seed)        # the plain arguments first, then the motion
         given = as_motion(motion, "motion")
-        count = frames_of(seconds)
-        new = self._continue(given.joints, count, check_seed(seed))
+        new = self._continue(given.joints, count, seed)
         return Motion(np.concatenate([given.joints, new.astype(np.float32)]), MODEL_FPS)
 
     def _continue(self, joints: np.ndarray, count: int, seed: int | None) -> np.ndarray:
@@ -413,8 +440,6 @@ class MotionGPT:
         """
         from .lm import clean_caption
 
-        before_joints = as_motion(before, "before").joints.astype(np.float64)
-        after_joints = as_motion(after, "after").joints.astype(np.float64)
         if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
             raise MotionError(f"frames must be a positive integer number of new frames, got {frames!r}")
         if frames > MAX_SECONDS * MODEL_FPS:
@@ -422,6 +447,8 @@ class MotionGPT:
                               f"({int(MAX_SECONDS * MODEL_FPS)} frames at 20 fps)")
         caption = None if text is None else clean_caption(text, "text")
         seed = check_seed(seed)
+        before_joints = as_motion(before, "before").joints.astype(np.float64)   # after the plain arguments
+        after_joints = as_motion(after, "after").joints.astype(np.float64)
         curve = self._fill(before_joints, after_joints, int(frames), caption, seed)
         curve = curve if include_boundaries else curve[1:-1]
         return Motion(curve.astype(np.float32), MODEL_FPS)
@@ -486,6 +513,39 @@ def context_window(joints: np.ndarray, max_tokens: int, step: int, at_end: bool)
         return np.concatenate([pad, joints] if at_end else [joints, pad])
     size = step * tokens + 1
     return joints[-size:] if at_end else joints[:size]
+
+
+def check_model_folder(folder: Path) -> MotionGPTConfig:
+    """Read and check every config file of a model folder before anything is built: config.json
+    (``MotionGPTConfig``; the default one when it is absent, as in a converted official folder
+    from before convert.py wrote it), tokenizer/config.json, lm/config.json and lm/text_side.json,
+    each within its bounds, and the whole model under configs.MAX_PARAMETERS. Returns the
+    MotionGPTConfig. A missing file inside tokenizer/ or lm/ is left to that part's loader to name."""
+    from .configs import parameter_count
+    from .lm import check_t5_config, t5_weight_shapes
+    from .text_side import read_text_side_config
+    from .tokenizer import CONFIG_NAME as TOKENIZER_CONFIG, MotionTokenizer, TokenizerConfig
+
+    config_path = folder / CONFIG_NAME
+    config = MotionGPTConfig.from_dict(read_config(config_path), str(config_path)) if config_path.exists() \
+        else MotionGPTConfig(name="MotionGPT (official)")
+    for part in ("tokenizer", "lm"):
+        if not (folder / part).is_dir():
+            raise MotionError(f"{folder}: not a MotionGPT model folder (no {part}/ inside)")
+    total = 0
+    tokenizer_path = folder / "tokenizer" / TOKENIZER_CONFIG
+    if tokenizer_path.exists():
+        tokenizer_config = TokenizerConfig.from_dict(read_config(tokenizer_path), str(tokenizer_path))
+        total += parameter_count(MotionTokenizer.weight_shapes(tokenizer_config, str(tokenizer_path)))
+    lm_path = folder / "lm" / "config.json"
+    if lm_path.exists():
+        total += parameter_count(t5_weight_shapes(check_t5_config(read_config(lm_path), str(lm_path)), str(lm_path)))
+        side = read_text_side_config(folder / "lm")
+        total += 0 if side is None else parameter_count(side.weight_shapes())
+    if total > MAX_PARAMETERS:
+        raise MotionError(f"{folder}: its tokenizer, language model and text side have {total / 1e9:.1f} billion "
+                          f"parameters together, more than the limit of {MAX_PARAMETERS / 1e9:g} billion")
+    return config
 
 
 def resolve_model_folder(source: str | Path) -> Path:

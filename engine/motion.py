@@ -445,6 +445,29 @@ def validate_features(features: np.ndarray, name: str = "features") -> np.ndarra
     return features.astype(np.float64)
 
 
+MIN_POSE_EXTENT = 1e-3      # m: a pose whose joints all lie within 1 mm of their mean is a point
+MIN_BONE_SHARE = 1e-4       # a bone shorter than this share of its pose's extent has no direction
+
+
+def check_skeleton(joints: np.ndarray, name: str = "motion") -> None:
+    """MotionError when a (T, 22, 3) skeleton is degenerate, which would turn into NaN features:
+    all joints at one point in a frame (a rig at scale 0?) or a bone of (near) zero length (two
+    joints at one place, e.g. a bone map that gives two joints one bone). Names the frame and bone."""
+    joints = np.asarray(joints, dtype=np.float64)
+    extent = np.linalg.norm(joints - joints.mean(axis=1, keepdims=True), axis=-1).max(axis=1)   # (T,)
+    if (extent < MIN_POSE_EXTENT).any():
+        frame = int(np.argmax(extent < MIN_POSE_EXTENT))
+        raise MotionError(f"{name}: the motion's skeleton is degenerate: all joints at one point (within "
+                          f"{extent[frame] * 1000:.2g} mm of each other at frame {frame}; a rig at scale 0?)")
+    short = bone_lengths(joints)[:, 1:] < MIN_BONE_SHARE * extent[:, None]
+    if short.any():
+        frame, bone = (int(i) for i in np.argwhere(short)[0])
+        child = bone + 1
+        raise MotionError(f"{name}: the motion's skeleton is degenerate: the bone {JOINT_NAMES[PARENTS[child]]} -> "
+                          f"{JOINT_NAMES[child]} has zero length at frame {frame} (two joints at one place; check "
+                          "the bone map)")
+
+
 # ----------------------------------------------------------------------------- normalisation
 
 class Normalizer:

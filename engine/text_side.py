@@ -28,6 +28,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .configs import (MAX_WIDTH, check_parameter_count, check_values, integer, list_of, object_of, read_config,
+                      text)
 from .errors import MotionError
 from .text_encoder import HIDDEN_SIZE, PACKAGE_PIN, WEIGHTS_SHA256, PretrainedTextEncoder
 
@@ -68,6 +70,37 @@ class TextSideConfig:
     # empty readings: such captions are read as typed. Style words are the lexicon's targets too.
     readings: dict[str, list[str]] = field(default_factory=dict)
     styles: dict[str, list[str]] = field(default_factory=dict)      # adverb -> words that name it
+
+    def __post_init__(self) -> None:
+        check_values(asdict(self), TEXT_SIDE_RULES, "text side config")
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "text side config") -> "TextSideConfig":
+        """Build from text_side.json's values; unknown keys, wrong types and sizes out of bounds are
+        a MotionError naming ``source``, the key and the value."""
+        check_values(values, TEXT_SIDE_RULES, source)
+        return cls(**values)
+
+    def weight_shapes(self, source: str = "text side config") -> dict[str, tuple[int, ...]]:
+        """key -> shape of the weights a text side of this config has (text_side.safetensors)."""
+        shapes = {"adapter.0.weight": (self.hidden, HIDDEN_SIZE), "adapter.0.bias": (self.hidden,),
+                  "adapter.2.weight": (self.d_model, self.hidden), "adapter.2.bias": (self.d_model,),
+                  "text_head.weight": (self.embed_dim, self.d_model), "text_head.bias": (self.embed_dim,),
+                  "motion_head.weight": (self.embed_dim, self.d_model), "motion_head.bias": (self.embed_dim,),
+                  "log_scale": ()}
+        check_parameter_count(shapes, source,
+                              f"d_model {self.d_model}, hidden {self.hidden}, embed_dim {self.embed_dim}")
+        return shapes
+
+
+# Bounds of text_side.json (the bundled model: d_model 256, hidden 512, embed_dim 256, 785 known words).
+WORD = text(200)
+TEXT_SIDE_RULES = {
+    "d_model": integer(1, MAX_WIDTH), "hidden": integer(1, 65536), "embed_dim": integer(1, MAX_WIDTH),
+    "encoder": text(), "package": text(), "weights_sha256": text(),
+    "known_words": list_of(WORD), "action_words": list_of(WORD),
+    "readings": object_of(list_of(text(), non_empty=True)), "styles": object_of(list_of(WORD, non_empty=True)),
+}
 
 
 class TextSide(nn.Module):
@@ -198,29 +231,36 @@ class TextSide(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path, device=None, dtype=None) -> "TextSide | None":
         """The text side of a language-model folder, or None when it has none (official weights)."""
-        from .checkpoint import load_safetensors
+        from .checkpoint import check_finite, check_layout, load_safetensors, tensor_layout
 
         folder = Path(folder)
         config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        if not config_path.is_file() and not weights_path.is_file():
+        config = read_text_side_config(folder)
+        if config is None:
             return None
-        for required in (config_path, weights_path):
-            if not required.is_file():
-                raise MotionError(f"{required}: missing file (a text side needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-        try:
-            values = json.loads(config_path.read_text(encoding="utf-8"))
-            config = TextSideConfig(**values)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
-            raise MotionError(f"{config_path}: not a text-side config: {error}") from None
+        if not weights_path.is_file():
+            raise MotionError(f"{weights_path}: missing file (a text side needs {CONFIG_NAME} and {WEIGHTS_NAME})")
         if config.weights_sha256 != WEIGHTS_SHA256:
             raise MotionError(f"{config_path}: trained on text-encoder weights {config.weights_sha256[:12]}..., "
                               f"this engine has {WEIGHTS_SHA256[:12]}... ({PACKAGE_PIN})")
         state = load_safetensors(weights_path)
+        check_layout(tensor_layout(state), config.weight_shapes(str(config_path)),
+                     f"{weights_path}: does not match {config_path}")
+        check_finite(state, str(weights_path))
         from .tokenizer import resolve_device
         device = resolve_device(device)
         side = cls(config, PretrainedTextEncoder.load(device))
-        try:
-            side.load_state_dict({k: v.float() for k, v in state.items()})
-        except RuntimeError as error:
-            raise MotionError(f"{weights_path}: does not match {config_path}: {error}") from None
+        side.load_state_dict({k: v.float() for k, v in state.items()})
         return side.to(device, dtype or torch.float32).eval()
+
+
+def read_text_side_config(folder: str | Path) -> TextSideConfig | None:
+    """The checked config of a language-model folder's text side, or None when it has none (no
+    text_side.json and no text_side.safetensors); MotionError naming the file otherwise."""
+    folder = Path(folder)
+    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    if not config_path.exists() and not weights_path.exists():
+        return None
+    if not config_path.exists():
+        raise MotionError(f"{config_path}: missing file (a text side needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    return TextSideConfig.from_dict(read_config(config_path), str(config_path))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -27,6 +27,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .bone_maps import assets_dir
+from .checkpoint import check_finite, check_layout, meta_shapes, safetensors_layout, tensor_layout
+from .configs import (MAX_CODES, MAX_LAYERS, MAX_WIDTH, WEIGHT_DTYPES, Rule, check_parameter_count, check_values,
+                      integer, one_of, optional, read_config, show)
 from .errors import MotionError
 from .motion import FEATURE_DIM, MODEL_FPS, Motion, Normalizer, validate_features
 
@@ -34,6 +37,23 @@ MODEL_TYPE = "motiongpt_vqvae"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 DEFAULT_FOLDER = assets_dir() / "models" / "default" / "tokenizer"  # $MOTIONGPT_ASSETS moves it
+MAX_DOWN_T = 6                   # at most 2 ** 6 = 64 frames per token
+MAX_DILATION = 4096              # largest dilation of a residual block: dilation_growth_rate ** (depth - 1)
+
+# Bounds of TokenizerConfig's sizes (the official VQ-VAE: 512 codes of 512, width 512, depth 3, down_t 2).
+SIZE_RULES = {
+    "code_num": integer(1, MAX_CODES), "code_dim": integer(1, MAX_WIDTH), "output_emb_width": integer(1, MAX_WIDTH),
+    "width": integer(1, MAX_WIDTH), "depth": integer(1, MAX_LAYERS), "down_t": integer(1, MAX_DOWN_T),
+    "dilation_growth_rate": integer(1, MAX_DILATION), "nfeats": integer(1, MAX_WIDTH),
+}
+# The other keys of tokenizer/config.json (written by ``to_dict`` / ``save_pretrained``).
+FILE_RULES = {
+    "model_type": one_of(MODEL_TYPE),
+    "fps": Rule(f"{MODEL_FPS:g} (the engine's frame rate)",
+                lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == MODEL_FPS),
+    "frames_per_token": integer(2, 2 ** MAX_DOWN_T),
+    "torch_dtype": optional(one_of(*WEIGHT_DTYPES)),
+}
 
 
 @dataclass
@@ -50,13 +70,25 @@ class TokenizerConfig:
     nfeats: int = FEATURE_DIM        # feature channels (263 for HumanML3D)
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise MotionError(f"tokenizer config: {field.name} must be a positive integer, got {value!r}")
-        if self.output_emb_width != self.code_dim:
-            raise MotionError(f"tokenizer config: output_emb_width ({self.output_emb_width}) must equal "
-                              f"code_dim ({self.code_dim}); the encoder output is quantised row by row")
+        self.check(asdict(self), "tokenizer config")
+
+    @staticmethod
+    def check(values: dict, source: str) -> None:
+        """MotionError naming ``source``, the key and the value when a size is not an integer within
+        SIZE_RULES' bounds, or the sizes do not fit together."""
+        check_values(values, SIZE_RULES, source, required=tuple(SIZE_RULES), ignored=tuple(FILE_RULES))
+        check_values({k: v for k, v in values.items() if k in FILE_RULES}, FILE_RULES, source)
+        if values["output_emb_width"] != values["code_dim"]:
+            raise MotionError(f"{source}: output_emb_width ({values['output_emb_width']}) must equal "
+                              f"code_dim ({values['code_dim']}); the encoder output is quantised row by row")
+        rate, depth = values["dilation_growth_rate"], values["depth"]
+        if rate ** (depth - 1) > MAX_DILATION:
+            raise MotionError(f"{source}: dilation_growth_rate {rate} and depth {depth} give a dilation of "
+                              f"{show(rate ** (depth - 1))} ({rate} ** {depth - 1}), more than the limit of "
+                              f"{MAX_DILATION}")
+        if "frames_per_token" in values and values["frames_per_token"] != 2 ** values["down_t"]:
+            raise MotionError(f"{source}: frames_per_token {values['frames_per_token']} does not match "
+                              f"down_t {values['down_t']} (2 ** down_t = {2 ** values['down_t']})")
 
     @property
     def frames_per_token(self) -> int:
@@ -68,23 +100,14 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "TokenizerConfig":
-        """Build from a config.json dict; unknown or missing size keys are a MotionError."""
+        """Build from a config.json dict (``check``: unknown, missing or out-of-bounds keys are a
+        MotionError naming ``source``)."""
         if not isinstance(values, dict):
             raise MotionError(f"{source}: expected a JSON object, got {type(values).__name__}")
         if values.get("model_type", MODEL_TYPE) != MODEL_TYPE:
-            raise MotionError(f"{source}: model_type is {values.get('model_type')!r}, expected {MODEL_TYPE!r}")
-        names = {f.name for f in fields(cls)}
-        unknown = set(values) - names - {"model_type", "fps", "frames_per_token", "torch_dtype"}
-        if unknown:
-            raise MotionError(f"{source}: unknown keys {sorted(unknown)}")
-        missing = names - set(values)
-        if missing:
-            raise MotionError(f"{source}: missing keys {sorted(missing)}")
-        config = cls(**{name: values[name] for name in names})
-        if "frames_per_token" in values and values["frames_per_token"] != config.frames_per_token:
-            raise MotionError(f"{source}: frames_per_token {values['frames_per_token']} does not match "
-                              f"down_t {config.down_t} (2 ** down_t = {config.frames_per_token})")
-        return config
+            raise MotionError(f"{source}: model_type is {show(values.get('model_type'))}, expected {MODEL_TYPE!r}")
+        cls.check(values, source)
+        return cls(**{name: values[name] for name in SIZE_RULES})
 
 
 # ----------------------------------------------------------------------------- modules
@@ -318,7 +341,13 @@ class MotionTokenizer(nn.Module):
     def _features_of(self, item: Motion | np.ndarray, name: str) -> np.ndarray:
         """Un-normalised (T, nfeats) features of a Motion or a feature array, cut to whole tokens."""
         if isinstance(item, Motion):
-            features = item.to_features()
+            with np.errstate(invalid="ignore", divide="ignore"):   # a degenerate pose: refused just below
+                features = item.to_features()
+            if not np.isfinite(features).all():
+                frame = int(np.argwhere(~np.isfinite(features))[0][0])
+                raise MotionError(f"{name}: its features are not finite (first at frame {frame}): the pose cannot "
+                                  "be turned into features (a degenerate skeleton: joints at one point, or hips and "
+                                  "shoulders that give no facing direction)")
         else:
             array = np.asarray(item)
             if array.ndim != 2 or array.shape[1] != self.config.nfeats:
@@ -412,6 +441,15 @@ class MotionTokenizer(nn.Module):
     def _dtype(self) -> torch.dtype:
         return self.quantizer.codebook.dtype
 
+    @staticmethod
+    def weight_shapes(config: TokenizerConfig, source: str = "tokenizer config") -> dict[str, tuple[int, ...]]:
+        """key -> shape of the weights a tokenizer of ``config`` has (built on the meta device);
+        MotionError naming ``source`` when they are more than MAX_PARAMETERS values."""
+        shapes = meta_shapes(lambda: MotionTokenizer(config), source)
+        check_parameter_count(shapes, source, f"code_num {config.code_num}, code_dim {config.code_dim}, width "
+                                              f"{config.width}, depth {config.depth}, down_t {config.down_t}")
+        return shapes
+
     # -- model folders
     @classmethod
     def from_pretrained(cls, path: str | Path = "default", device: str | torch.device | None = None
@@ -420,6 +458,7 @@ class MotionTokenizer(nn.Module):
         bundled ``assets/models/default/tokenizer``. Runs on CUDA when present unless ``device``."""
         from .checkpoint import load_safetensors
 
+        device = resolve_device(device)
         if str(path) == "default":
             folder = DEFAULT_FOLDER
             if not (folder / WEIGHTS_NAME).is_file():
@@ -435,11 +474,8 @@ class MotionTokenizer(nn.Module):
             if not required.is_file():
                 raise MotionError(f"{required}: missing file (a tokenizer folder needs {CONFIG_NAME}, "
                                   f"{WEIGHTS_NAME}, mean.npy and std.npy)")
-        try:
-            values = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise MotionError(f"{config_path}: cannot read JSON: {error}") from None
-        config = TokenizerConfig.from_dict(values, source=str(config_path))
+        config = TokenizerConfig.from_dict(read_config(config_path), source=str(config_path))
+        check_layout(safetensors_layout(weights_path), cls.weight_shapes(config, str(config_path)), str(weights_path))
         normalizer = Normalizer.load(folder)
         if normalizer.mean.shape[0] != config.nfeats:
             raise MotionError(f"{folder}/mean.npy: {normalizer.mean.shape[0]} channels, config says "
@@ -447,25 +483,16 @@ class MotionTokenizer(nn.Module):
         state = load_safetensors(weights_path)
         model = cls(config, normalizer)
         model.load_weights(state, source=str(weights_path))
-        model.to(resolve_device(device)).eval()
+        model.to(device).eval()
         return model
 
     def load_weights(self, state: dict[str, torch.Tensor], source: str = "state_dict") -> None:
-        """Copy a state_dict (keys as ``state_dict()``, any float dtype) into the model, exactly:
-        missing, unexpected or wrongly shaped entries are a MotionError naming ``source``."""
-        expected = self.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        if missing or unexpected:
-            raise MotionError(f"{source}: weights do not match the config: missing {missing[:5]}"
-                              f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
-                              f"{' ...' if len(unexpected) > 5 else ''}")
-        for key, value in state.items():
-            if tuple(value.shape) != tuple(expected[key].shape):
-                raise MotionError(f"{source}: {key} has shape {tuple(value.shape)}, the config needs "
-                                  f"{tuple(expected[key].shape)}")
-            if not value.is_floating_point() or not torch.isfinite(value).all():
-                raise MotionError(f"{source}: {key} is not a finite floating-point tensor")
+        """Copy a state_dict (keys as ``state_dict()``; float32, float16 or bfloat16) into the model,
+        exactly: missing, unexpected or wrongly shaped entries, other dtypes and NaN or infinite
+        values are a MotionError naming ``source`` and the key."""
+        expected = {key: tuple(value.shape) for key, value in self.state_dict().items()}
+        check_layout(tensor_layout(state), expected, source)
+        check_finite(state, source)
         self.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
@@ -492,10 +519,36 @@ def _group_by_length(lengths: Sequence[int]) -> dict[int, list[int]]:
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else CPU."""
-    if device is not None:
-        try:
-            return torch.device(device)
-        except (RuntimeError, TypeError) as error:
-            raise MotionError(f"device {device!r} is not a valid torch device: {error}") from None
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``device`` checked against this machine: "cpu"; "cuda" or "cuda:N" where torch has CUDA and
+    N is below the GPU count; "mps" on Apple GPUs. None: CUDA when available, else the CPU.
+    Anything else ("meta", "nonsense", "cuda" without a GPU) is a MotionError that lists the
+    devices this machine has."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise MotionError(f"device must be a name such as 'cpu' or 'cuda', got {type(device).__name__} {show(device)}")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        resolved = None
+    if resolved is not None and resolved.type == "cpu":
+        return torch.device("cpu")
+    if resolved is not None and resolved.type == "cuda" and torch.cuda.is_available() \
+            and (resolved.index or 0) < torch.cuda.device_count():
+        return resolved
+    if resolved is not None and resolved.type == "mps" and torch.backends.mps.is_available() and not resolved.index:
+        return resolved
+    reason = "is not a device name" if resolved is None else "is not available on this machine"
+    if resolved is not None and resolved.type == "cuda" and not torch.cuda.is_available():
+        reason += " (this torch has no CUDA)" if torch.version.cuda is None else " (no CUDA GPU found)"
+    raise MotionError(f"device {show(str(device))} {reason}; this machine has: {', '.join(available_devices())}")
+
+
+def available_devices() -> list[str]:
+    """The device names ``resolve_device`` accepts here, e.g. ["cpu", "cuda", "cuda:0"]."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda"] + [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names

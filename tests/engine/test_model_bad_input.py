@@ -7,8 +7,10 @@ Decisions tested here (documented in engine/model.py and engine/lm.py):
   boundary with a UserWarning (the motion part of a steered in-between prompt is kept whole);
 - seconds <= 0, not finite or > 60 (MAX_SECONDS): MotionError; in-between gaps over 60 s too;
 - contexts shorter than one token (1-3 frames) work for describe, predict and in-between;
-- NaN / infinite joints: engine.Motion refuses them;
-- model folders with missing or mismatched files: MotionError naming the file and the mismatch.
+- NaN / infinite joints: engine.Motion refuses them; a degenerate skeleton (all joints at one
+  point, a zero-length bone) is refused by every task (engine.motion.check_skeleton);
+- model folders with missing or mismatched files: MotionError naming the file and the mismatch
+  (crafted sizes, settings, weights and devices: test_model_loading_faults.py).
 
 A tiny randomly initialised model (tests/engine/tiny_models.py, 64 codes) saved and loaded back;
 contexts are real mocap (HumanML3D 012314).
@@ -137,6 +139,21 @@ def test_nan_and_infinite_joints_are_refused(model, clip):
         model.describe(np.zeros((0, 22)))
 
 
+def test_degenerate_skeletons_are_refused(model, clip):
+    """All joints at one point (a rig at object scale 0) or two joints at one place would give NaN
+    features and a nonsense caption: every task refuses them (engine.model.as_motion)."""
+    zeros = np.zeros((30, 22, 3), dtype=np.float32)
+    with pytest.raises(MotionError, match=r"motion: the motion's skeleton is degenerate: all joints at one point "
+                                          r"\(within 0 mm of each other at frame 0; a rig at scale 0\?\)"):
+        model.describe(zeros)
+    with pytest.raises(MotionError, match="before: the motion's skeleton is degenerate"):
+        model.inbetween(zeros, clip[100:], 10, seed=0)
+    joints = clip.joints[:30].copy()
+    joints[:, 4] = joints[:, 1]                                      # left_knee placed on left_hip
+    with pytest.raises(MotionError, match="the bone left_hip -> left_knee has zero length at frame 0"):
+        model.predict(joints, seconds=1, seed=0)
+
+
 # ----------------------------------------------------------------------------- model folders
 
 def broken_copy(folder, tmp_path, name):
@@ -181,6 +198,14 @@ def test_unreadable_files_are_named(folder, tmp_path):
     edit_json(other / "config.json", model_type="bert")
     with pytest.raises(MotionError, match="model_type is 'bert'"):
         MotionGPT.from_pretrained(other, device="cpu")
+    hot = broken_copy(folder, tmp_path, "hot")
+    edit_json(hot / "config.json", temperature="hot")
+    with pytest.raises(MotionError, match=r"config.json: temperature must be a number from 0.01 to 10, got 'hot'"):
+        MotionGPT.from_pretrained(hot, device="cpu")
+    deep = broken_copy(folder, tmp_path, "deep")
+    (deep / "lm" / "config.json").write_text("[" * 100_000)
+    with pytest.raises(MotionError, match=r"lm/config.json: cannot read JSON: nested deeper than the limit"):
+        MotionGPT.from_pretrained(deep, device="cpu")
 
 
 def test_vocabulary_mismatches_are_named(folder, tmp_path, model):
