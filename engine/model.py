@@ -311,10 +311,11 @@ class MotionGPT:
         return self.text_to_motion_batch([text], seconds, seed)[0]
 
     def text_to_motion_batch(self, texts: Sequence[str], seconds: float | Sequence[float | None] | None = None,
-                             seed: int | None = None) -> list[Motion]:
+                             seed: int | Sequence[int | None] | None = None) -> list[Motion]:
         """One Motion per caption, generated as one batch. Row i is sampled with seed ``seed + i``,
-        so it equals ``text_to_motion(texts[i], seconds, seed + i)``. With a text side and
-        ``config.text_to_motion_samples`` > 1, each row is sampled that many times (the first as
+        so it equals ``text_to_motion(texts[i], seconds, seed + i)``; ``seed`` may also be a list
+        of one seed (or None) per row. With a text side and ``config.text_to_motion_samples`` > 1,
+        each row is sampled that many times (the first as
         with one sample) and the sample nearest its caption is kept (``closest_motions``)."""
         from .lm import T2M_LENGTH_PROMPT, T2M_PROMPT, clean_caption
 
@@ -326,7 +327,13 @@ class MotionGPT:
         durations = list(seconds) if isinstance(seconds, Sequence) else [seconds] * len(captions)
         if len(durations) != len(captions):
             raise MotionError(f"seconds: {len(durations)} durations for {len(captions)} texts")
-        seed = check_seed(seed)
+        if isinstance(seed, Sequence) and not isinstance(seed, str):
+            if len(seed) != len(captions):
+                raise MotionError(f"seed: {len(seed)} seeds for {len(captions)} texts")
+            row_seeds = [check_seed(s, f"seed[{i}]") for i, s in enumerate(seed)]
+        else:
+            seed = check_seed(seed)
+            row_seeds = [None if seed is None else seed + i for i in range(len(captions))]
         config, step = self.config, self.config.frames_per_token
         frames = [None if s is None else frames_of(s, f"seconds[{i}]" if len(captions) > 1 else "seconds")
                   for i, s in enumerate(durations)]
@@ -342,10 +349,9 @@ class MotionGPT:
                 prompts.append(self.lm.fit_prompt(T2M_LENGTH_PROMPT, caption, name, frames=min(count, codes * step)))
                 low.append(codes)
                 high.append(codes)
-            seeds.append(derived_seed(None if seed is None else seed + i, 0))
+            seeds.append(derived_seed(row_seeds[i], 0))
         samples = config.text_to_motion_samples if self.lm.text_side is not None else 1
         if samples > 1:
-            row_seeds = [None if seed is None else seed + i for i in range(len(captions))]
             seeds = [one_sample_seed if j == 0 else derived_seed(row_seed, SAMPLE_STEP + j)
                      for one_sample_seed, row_seed in zip(seeds, row_seeds) for j in range(samples)]
             prompts, low, high = ([value for value in values for _ in range(samples)] for values in (prompts, low, high))
@@ -356,8 +362,7 @@ class MotionGPT:
         results = []
         for i, (codes, count) in enumerate(zip(first, frames)):
             if count is not None and len(codes) * step < count:
-                codes = self._extend_codes(codes, math.ceil(count / step) - len(codes),
-                                           None if seed is None else seed + i)
+                codes = self._extend_codes(codes, math.ceil(count / step) - len(codes), row_seeds[i])
             # decoded one by one, so that row i is bit-equal to text_to_motion (a batched conv differs by ~1e-7)
             motion = self.tokenizer.decode(codes)
             results.append(motion if count is None else motion[:count])

@@ -117,11 +117,8 @@ def _generate(model, segments: list[Segment], indices: list[int], seconds: list[
     """Rows ``indices`` generated as one batch, row i with seed + i: {row index: (T, 22, 3)}."""
     if not indices:
         return {}
-    if seed is None or indices == list(range(indices[0], indices[0] + len(indices))):
-        first = None if seed is None else seed + indices[0]
-        motions = model.text_to_motion_batch([segments[i].text for i in indices], seconds, seed=first)
-    else:
-        motions = [model.text_to_motion(segments[i].text, s, seed=seed + i) for i, s in zip(indices, seconds)]
+    seeds = [None if seed is None else seed + i for i in indices]
+    motions = model.text_to_motion_batch([segments[i].text for i in indices], seconds, seed=seeds)
     return {i: m.joints.astype(np.float64) for i, m in zip(indices, motions)}
 
 

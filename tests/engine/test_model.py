@@ -174,3 +174,14 @@ def test_converted_official_layout_loads_and_runs_every_task(tmp_path_factory, s
     assert official.predict(clip[:40], seconds=1, seed=0).num_frames == 60
     gap = official.inbetween(clip[:40], clip[100:], 12, seed=0, include_boundaries=True)
     assert gap.num_frames == 14 and np.abs(gap.joints[0] - clip.joints[39]).max() < BOUNDARY_TOLERANCE
+
+
+def test_text_to_motion_batch_with_a_seed_per_row(model):
+    """A list of seeds: row i equals text_to_motion with seeds[i] (the timeline batches rows 0 and 2)."""
+    rows = model.text_to_motion_batch(["a person walks", "a person bows"], [1.0, 1.5], seed=[5, 2])
+    np.testing.assert_array_equal(rows[0].joints, model.text_to_motion("a person walks", 1.0, seed=5).joints)
+    np.testing.assert_array_equal(rows[1].joints, model.text_to_motion("a person bows", 1.5, seed=2).joints)
+    with pytest.raises(MotionError, match="seed: 1 seeds for 2 texts"):
+        model.text_to_motion_batch(["a", "b"], None, seed=[1])
+    with pytest.raises(MotionError, match=r"seed\[1\]"):
+        model.text_to_motion_batch(["a", "b"], None, seed=[1, -1])
