@@ -303,6 +303,7 @@ def stage_extension(staging: Path, model: Path | None) -> None:
     shutil.copy2(ROOT / "LICENSE", staging / "LICENSE")
     shutil.copytree(ROOT / "engine", staging / "engine", ignore=ignore)
     shutil.copytree(ROOT / "assets" / "bone_maps", staging / "assets" / "bone_maps", ignore=ignore)
+    shutil.copytree(ROOT / "assets" / "motiongpt_meta", staging / "assets" / "motiongpt_meta", ignore=ignore)
     if model is not None:
         shutil.copytree(model, staging / "assets" / "models" / "default", ignore=ignore)
 

@@ -34,7 +34,7 @@ from .motion import MODEL_FPS
 EXIT_BAD_INPUT = 2
 
 # Modules that contribute commands through register_commands(register), e.g. "engine.model".
-COMMAND_MODULES: tuple[str, ...] = ("engine.convert", "engine.demo")
+COMMAND_MODULES: tuple[str, ...] = ("engine.convert", "engine.demo", "engine.official")
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,8 @@ register("features", run_features, add_features_arguments, help="HumanML3D 263-d
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default", metavar="FOLDER|REPO",
-                        help='model folder, hub repo id, or "default" (the bundled model)')
+                        help='model folder, hub repo id, "default" (the bundled model) or "official" '
+                             '(MotionGPT-base, downloaded and converted once: fetch-official)')
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
 
 

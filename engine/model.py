@@ -554,7 +554,10 @@ def check_model_folder(folder: Path) -> MotionGPTConfig:
 
 
 def resolve_model_folder(source: str | Path) -> Path:
-    """"default", a local folder, or a hub repo id -> a local folder."""
+    """"default", "official" (engine/official.py), a local folder, or a hub repo id -> a local folder."""
+    if str(source) == "official":   # MotionGPT-base, converted once into HF_HOME/motiongpt-base
+        from .official import ensure_official_model
+        return ensure_official_model()
     if str(source) == "default":
         if not (DEFAULT_MODEL / CONFIG_NAME).is_file():
             raise MotionError(f"the bundled model is not built yet ({DEFAULT_MODEL / CONFIG_NAME} is missing); "

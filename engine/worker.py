@@ -574,7 +574,8 @@ def _exit_now(code: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.worker", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="default", help='"default", a model folder or a hub repo id')
+    parser.add_argument("--model", default="default",
+                        help='"default", "official" (engine/official.py), a model folder or a hub repo id')
     parser.add_argument("--device", default="auto", help="auto, cuda or cpu")
     parser.add_argument("--exchange", required=True, type=Path, help="folder for the .npy motion files")
     args = parser.parse_args(argv)

@@ -55,9 +55,10 @@ def unregister() -> None:
     """Undo ``register``: stop the running job and the engine process, remove everything."""
     import bpy
 
-    from . import client
+    from . import client, official_model
     operators, preferences, properties, ui = _modules()
     operators.stop_jobs()
+    official_model.cancel_running()
     client.shutdown_shared_client()
     ui.unregister_menus()
     if hasattr(bpy.types.Scene, "motiongpt"):

@@ -51,6 +51,24 @@ class WorkerSettings:
     offline: bool = True
 
 
+def engine_environment(settings: WorkerSettings) -> dict:
+    """The environment of an engine process (the worker, ``python -m engine fetch-official``):
+    the import folders, the cache folder as HF_HOME, and HF_HUB_OFFLINE unless online access is on."""
+    env = dict(os.environ)
+    paths = [p for p in settings.pythonpath if p]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONHOME", None)        # Blender's own Python home must not leak into another interpreter
+    if settings.cache_dir:
+        env["HF_HOME"] = settings.cache_dir
+    if settings.offline:
+        env["HF_HUB_OFFLINE"] = "1"
+        env["TRANSFORMERS_OFFLINE"] = "1"
+    return env
+
+
 class WorkerError(Exception):
     """A request that failed; ``kind``: input, memory, engine, crash, start, disk or cancelled."""
 
@@ -161,19 +179,7 @@ class WorkerClient:
 
     # -- process
     def _environment(self) -> dict:
-        env = dict(os.environ)
-        paths = [p for p in self.settings.pythonpath if p]
-        if env.get("PYTHONPATH"):
-            paths.append(env["PYTHONPATH"])
-        env["PYTHONPATH"] = os.pathsep.join(paths)
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("PYTHONHOME", None)        # Blender's own Python home must not leak into another interpreter
-        if self.settings.cache_dir:
-            env["HF_HOME"] = self.settings.cache_dir
-        if self.settings.offline:
-            env["HF_HUB_OFFLINE"] = "1"
-            env["TRANSFORMERS_OFFLINE"] = "1"
-        return env
+        return engine_environment(self.settings)
 
     def start(self) -> None:
         """Start the process (quick: the model loads on the first task)."""

@@ -1,5 +1,6 @@
 """Add-on preferences: which model, which device, which Python runs the engine, and where its
-packages live (with an "Install dependencies" button).
+packages live (with an "Install dependencies" button). The official model's download lives in
+``official_model.py``.
 
 The engine runs in its own process (``python -m engine.worker``). Its interpreter is Blender's own
 Python (``sys.executable``) with the packages folder on ``PYTHONPATH``, unless an explicit
@@ -16,6 +17,7 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from . import official_model
 from .client import WorkerSettings
 from .reporting import reports_errors
 
@@ -72,6 +74,8 @@ def worker_settings(context=None) -> WorkerSettings:
             model = prefs.hub_repo_id.strip()
         elif prefs.model_source == 'FOLDER':
             model = bpy.path.abspath(prefs.model_folder).strip()
+        elif prefs.model_source == 'OFFICIAL':
+            model = "official"          # engine/official.py: the converted folder in the cache
         device = prefs.device.lower()
         cache = bpy.path.abspath(prefs.cache_folder).strip()
     return WorkerSettings(python=python, pythonpath=(str(engine_root()), packages), model=model,
@@ -91,6 +95,14 @@ def check_model_setting(context=None) -> str | None:
             return f"the model folder does not exist: {folder} (MotionGPT add-on preferences)"
     if prefs.model_source == 'HUB' and "/" not in prefs.hub_repo_id.strip():
         return "the Hugging Face model id must look like 'owner/name' (MotionGPT add-on preferences)"
+    if prefs.model_source == 'HUB' and prefs.hub_repo_id.strip().lower() == \
+            official_model.CHECKPOINT_REPO.lower():
+        return (f"{official_model.CHECKPOINT_REPO} holds a training checkpoint, not a model folder: choose "
+                "Model: MotionGPT-base (official) in the MotionGPT add-on preferences and press Download and Convert")
+    if prefs.model_source == 'OFFICIAL' and not official_model.is_ready(
+            official_model.folder_for(worker_settings(context))):
+        return ("the official MotionGPT model is not downloaded yet: press Download and Convert in the "
+                "MotionGPT add-on preferences (or choose the bundled model)")
     return None
 
 
@@ -228,7 +240,10 @@ class MotionGPTPreferences(bpy.types.AddonPreferences):
         name="Model", default='DEFAULT',
         items=(('DEFAULT', "Bundled", "The model that ships with the add-on"),
                ('HUB', "Hugging Face", "A model repository on the Hugging Face hub (owner/name)"),
-               ('FOLDER', "Folder", "A model folder on disk (config.json, tokenizer/, lm/)")))
+               ('FOLDER', "Folder", "A model folder on disk (config.json, tokenizer/, lm/)"),
+               ('OFFICIAL', "MotionGPT-base (official, 1.2 GB download)",
+                "MotionGPT's released model (HumanML3D: thousands of actions), downloaded and converted once "
+                "into the cache folder; research, non-commercial licence")))
     hub_repo_id: StringProperty(name="Repository", description="Hugging Face repository id, owner/name")
     model_folder: StringProperty(name="Model Folder", subtype='DIR_PATH')
     device: EnumProperty(
@@ -255,6 +270,7 @@ class MotionGPTPreferences(bpy.types.AddonPreferences):
             column.prop(self, "hub_repo_id")
         elif self.model_source == 'FOLDER':
             column.prop(self, "model_folder")
+        official_model.draw(column, self, worker_settings(context))
         column.prop(self, "device")
         column.prop(self, "cache_folder")
 
@@ -272,4 +288,4 @@ class MotionGPTPreferences(bpy.types.AddonPreferences):
                              icon='ERROR' if install.error else 'CHECKMARK')
 
 
-classes = (MOTIONGPT_OT_install_dependencies, MotionGPTPreferences)
+classes = (MOTIONGPT_OT_install_dependencies, *official_model.classes, MotionGPTPreferences)

@@ -82,7 +82,8 @@ def test_zip_holds_the_addon_engine_assets_and_model_at_the_right_places(package
         manifest = archive.read("blender_manifest.toml").decode()
     for required in ("blender_manifest.toml", "__init__.py", "operators.py", "client.py", "retarget.py",
                      "engine/__init__.py", "engine/worker.py", "engine/model.py", "assets/bone_maps/smpl.json",
-                     "assets/bone_maps/metarig.json", "assets/models/default/config.json", "LICENSE"):
+                     "assets/bone_maps/metarig.json", "assets/models/default/config.json", "LICENSE",
+                     "assets/motiongpt_meta/mean.npy", "assets/motiongpt_meta/std.npy"):
         assert required in names, required
     model_files = {p.relative_to(tiny_model).as_posix() for p in tiny_model.rglob("*") if p.is_file()}
     assert {f"assets/models/default/{f}" for f in model_files} <= names

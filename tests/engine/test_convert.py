@@ -1,4 +1,5 @@
-"""engine.convert on a synthetic checkpoint in the exact official layout of motiongpt_s3_h3d.tar.
+"""engine.convert on a synthetic checkpoint in the exact official layout of motiongpt_s3_h3d.tar
+(built by tests/support/official_checkpoint.py, shared with tests/engine/test_official.py).
 
 Every vae.* entry has the name and shape listed in the notes' key TSV (full official size); the
 language model is a small T5 with the official key names (gated-gelu, untied lm_head, the three
@@ -8,8 +9,6 @@ and _losses.* entries and a non-tensor Lightning-style object sit beside them an
 import os
 import pickle
 import re
-from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,77 +20,10 @@ from engine.checkpoint import load_state_dict
 from engine.convert import convert_motiongpt, main, motion_token
 from engine.tokenizer import MotionTokenizer
 
-NOTES = Path(__file__).resolve().parents[2].parent / "shared" / "notes"
+from tests.support.official_checkpoint import (NOTES, HyperParameters, flan_t5_layout_tokenizer,
+                                               official_keys, synthetic_state_dict)
+
 CODES = 512
-
-
-class HyperParameters:
-    """Stands in for the omegaconf / WordVectorizer objects of a Lightning checkpoint."""
-
-    def __init__(self):
-        self.lr = 2e-4
-        self.name = "stage3"
-
-
-def official_keys() -> list[tuple[str, tuple[int, ...], str]]:
-    lines = (NOTES / "motiongpt_checkpoint_keys.tsv").read_text().splitlines()
-    assert lines[0].split("\t") == ["key", "shape", "dtype", "keep"]
-    rows = []
-    for line in lines[1:]:
-        key, shape, _dtype, keep = line.split("\t")
-        rows.append((key, tuple(int(s) for s in shape.split(",")) if shape else (), keep))
-    return rows
-
-
-def flan_t5_layout_tokenizer(shared_data: Path):
-    """A T5 fast tokenizer with flan-t5-base's id layout (32100 entries), its pieces trained here."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import T5Tokenizer
-
-    captions = [line.split("\t")[1] for line in
-                (shared_data / "cmu" / "descriptions.tsv").read_text().splitlines() if "\t" in line]
-    trained = Tokenizer(models.Unigram())
-    trained.pre_tokenizer = pre_tokenizers.Metaspace()
-    trained.train_from_iterator(captions * 5, trainers.UnigramTrainer(vocab_size=150, unk_token="<unk>",
-                                                                      special_tokens=["<unk>"]))
-    pieces = [(p, s) for p, s in
-              (lambda d: d["model"]["vocab"])(__import__("json").loads(trained.to_str())) if p != "<unk>"]
-    filler = [(f"▁filler{i}", -30.0) for i in range(31997 - len(pieces))]
-    vocab = ([("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + pieces + filler
-             + [(f"<extra_id_{i}>", 0.0) for i in range(99, -1, -1)])
-    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=100)
-    assert len(tokenizer) == 32100
-    return tokenizer
-
-
-def synthetic_state_dict(seed: int = 0) -> OrderedDict:
-    """metrics.*, vae.*, lm.language_model.*, _losses.* in the official order and names."""
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    generator = torch.Generator().manual_seed(seed)
-    rows = official_keys()
-    state = OrderedDict()
-    for key, shape, keep in rows:
-        if key.startswith("metrics.") and len(state) < 6 or key.startswith("_losses."):
-            state[key] = torch.randn(shape, generator=generator) if shape else torch.tensor(0.5)
-    for key, shape, keep in rows:
-        if key.startswith("vae."):
-            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-            scale = 1.0 / np.sqrt(fan_in) if key.endswith("weight") else 0.02
-            state[key] = torch.randn(shape, generator=generator) * (1.0 if "codebook" in key else scale)
-
-    torch.manual_seed(seed)
-    config = T5Config(vocab_size=32615, d_model=16, d_kv=4, d_ff=24, num_layers=2, num_decoder_layers=2,
-                      num_heads=4, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-                      decoder_start_token_id=0)
-    t5 = T5ForConditionalGeneration(config)
-    lm_state = t5.state_dict()
-    lm_state["lm_head.weight"] = torch.randn(32615, 16, generator=generator)  # trained separately
-    shared = lm_state["shared.weight"]
-    for key, value in lm_state.items():
-        state["lm." + "language_model." + key] = shared if key.endswith("embed_tokens.weight") else value.clone()
-    state["lm.language_model.shared.weight"] = shared
-    return state
 
 
 @pytest.fixture(scope="module")
