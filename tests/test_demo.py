@@ -100,7 +100,9 @@ def test_demo_prints_every_stage_timing_and_where_the_files_are(demo, tiny_model
     for name in ("demo.blend", "demo.png", "demo.txt"):
         assert str(out / name) in stdout and (out / name).is_file()
     text = (out / "demo.txt").read_text()
-    assert text.startswith(f"prompt: {PROMPT}\ncaption: ") and "motion: 40 frames" in text
+    # the demo prompt says two things: planned as a walk with a wave on its upper body
+    assert text.startswith(f"prompt: {PROMPT}\nplanned as: walks forward (2.0 s) | + upper body: waves (2.0 s)\n"
+                           f"caption: ") and "motion: 40 frames" in text
     assert all(f"  {stage}" in text for stage in STAGES)
 
 

@@ -251,8 +251,8 @@ def plan_prompt(prompt: str) -> list[Segment]:
     followed by its upper-body layer if it has one."""
     items = _sequence_items(prompt)
     planned = [_layers(item) for item in items]
-    if len(planned) == 1 and planned[0][1] is None and planned[0][0].seconds is None:
-        return [Segment(prompt)]
+    if len(planned) <= 1 and (not planned or (planned[0][1] is None and planned[0][0].seconds is None)):
+        return [Segment(prompt)]          # one action (or nothing to read): the prompt as typed
     subjects = [c.subject for pair in planned for c in pair if c is not None and c.subject]
     named = [s for s in subjects if s.lower() not in SUBJECT_PRONOUNS]
     pronoun = subjects[0].lower() if subjects else ""

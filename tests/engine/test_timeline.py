@@ -46,6 +46,8 @@ NOT_SPLIT = [
     "a person waves",
     "a person walks forward",
     "A person walks and turns to the right.",
+    "",                                        # nothing to plan: the model's own error ("empty")
+    " , ; then ",
 ]
 
 

@@ -61,7 +61,7 @@ def test_raw_protocol_lines(tiny_model, tmp_path, serve_clip):
     assert isinstance(final[3]["text"], str)
     assert final[4] == {"id": 4, "ok": False, "kind": "input",
                         "error": "unknown task 'nonsense'; expected one of hello, load, text_to_motion, describe, "
-                                 "predict, inbetween"}
+                                 "predict, inbetween, timeline"}
     assert final[None]["kind"] == "input" and "bad request line" in final[None]["error"]
 
 
