@@ -47,11 +47,14 @@ from engine.timeline import Segment, check_segments
 
 from . import anim_compat, client, preferences, retarget
 from .reporting import error_message, reports_errors
-from .skeleton_fit import fit_motion, rotation_channels
+from .skeleton_fit import fit_motion, max_joint_travel, rotation_channels
 
 POLL_SECONDS = 0.1
 MAX_SECONDS = 60.0              # longest generated or continued clip
+MAX_GAPS = 16                   # in-between gaps filled by one call
 MAX_GAP_SECONDS = 10.0          # longest in-between gap (the model was trained on clips up to 9.8 s)
+LOCATION_FADE_SECONDS = 0.5     # Continue / In-between: a root-location seam offset fades out over this
+STILL_METRES = 0.01            # Describe: a rig whose joints all move less than this over the range is still
 CONTEXT_SECONDS = 2.0           # existing motion shown to the model around a gap / before a continuation
 MAX_BATCH_PROMPTS = 500
 MAX_PROMPT_CHARS = 500
@@ -259,8 +262,9 @@ def target_armature(context, prefer_active: bool = False):
     raise _problem("no armature: select an armature (or pick one in the MotionGPT panel)")
 
 
-def bone_map_of(context, armature):
-    """The bone map from the panel (None = detect), checked against the armature now."""
+def bone_map_of(context, armature, keys: bool = True):
+    """The bone map from the panel (None = detect), checked against the armature now; with
+    ``keys``, also that it leaves something to key (``retarget.check_keyable``)."""
     settings = settings_of(context)
     bone_map = None
     if settings.bone_map_mode == 'PRESET':
@@ -269,7 +273,10 @@ def bone_map_of(context, armature):
         bone_map = bpy.path.abspath(settings.bone_map_file).strip()
         if not bone_map or not os.path.isfile(bone_map):
             raise _problem(f"the bone-map file does not exist: '{bone_map}'")
-    retarget.check_rig(armature, bone_map)
+    joint_to_bone = retarget.check_rig(armature, bone_map)
+    if keys:
+        rig = retarget.rig_skeleton(armature, joint_to_bone)
+        retarget.check_keyable(armature, [rig.bone_names[b] for b in rig.driven_bones()])
     return bone_map
 
 
@@ -344,6 +351,13 @@ def _bone_fcurves(armature) -> list:
     return [fc for fc in anim_compat.fcurves_of(armature) if fc.data_path.startswith("pose.bones[")]
 
 
+def frames_text(frames: list[int]) -> str:
+    """Frames for a message: all of up to four, else 'N keys on frames A-B'."""
+    if len(frames) <= 4:
+        return ", ".join(map(str, frames))
+    return f"{len(frames)} keys on frames {frames[0]}-{frames[-1]}"
+
+
 def selected_key_frames(armature) -> list[int]:
     """Distinct frames of the selected keys on the armature's bone channels (sorted)."""
     frames = set()
@@ -360,20 +374,22 @@ def _fitted_channels(armature, joints: np.ndarray, samples_per_frame: float, bon
                      clean_feet: bool) -> list[tuple[str, int, str, np.ndarray]]:
     """Fit joints (T, 22, 3) at 20 fps onto the armature; sample the pose track at ``frame_count``
     consecutive scene frames, the joints' rows being ``samples_per_frame`` apart per scene frame.
-    Returns [(data_path, index, group, values (frame_count,))]."""
+    Returns [(data_path, index, group, values (frame_count,))] for the channels that may be keyed
+    (no locked channel, no DEF-/ORG-/MCH- or constraint-driven bone: ``retarget.keyable_channels``)."""
     joint_to_bone = retarget.check_rig(armature, bone_map)
     rig = retarget.rig_skeleton(armature, joint_to_bone)
-    track = fit_motion(joints, MODEL_FPS, rig, clean_feet=clean_feet)
+    retarget.check_keyable(armature, [rig.bone_names[b] for b in rig.driven_bones()])
+    track = fit_motion(joints, MODEL_FPS, rig, clean_feet=clean_feet, space=retarget.rig_space(armature, rig))
     track = dataclasses.replace(track, fps=samples_per_frame).resample(1.0)
     channels = []
     for column, bone in enumerate(track.bones):
         pose_bone = armature.pose.bones[rig.bone_names[bone]]
         prop, values = rotation_channels(track.rotations[:frame_count, column], pose_bone.rotation_mode)
-        path = pose_bone.path_from_id(prop)
-        channels += [(path, i, pose_bone.name, values[:, i]) for i in range(values.shape[1])]
+        path, keyable = pose_bone.path_from_id(prop), retarget.keyable_channels(pose_bone, prop, values.shape[1])
+        channels += [(path, i, pose_bone.name, values[:, i]) for i in range(values.shape[1]) if keyable[i]]
         if bone == track.root_bone:
-            path = pose_bone.path_from_id("location")
-            channels += [(path, i, pose_bone.name, track.root_location[:frame_count, i]) for i in range(3)]
+            path, keyable = pose_bone.path_from_id("location"), retarget.keyable_channels(pose_bone, "location", 3)
+            channels += [(path, i, pose_bone.name, track.root_location[:frame_count, i]) for i in range(3) if keyable[i]]
     return channels
 
 
@@ -401,17 +417,28 @@ def _channel_bag(armature):
 def write_between(armature, channels, first: int, last: int, blend: str) -> None:
     """Key ``channels`` (sampled at frames first..last) on frames strictly between first and last
     (``blend='BOTH'``) or after first (``'START'``), joined to the existing curves by an offset:
-    the difference to the existing value at ``first`` (and ``last``) fades linearly across."""
+    the difference to the existing value at ``first`` (and ``last``): on rotations it fades
+    linearly across (kept to the end for 'START'); on locations it fades out within
+    ``LOCATION_FADE_SECONDS`` of each seam, so the fitted clip keeps its feet on the ground."""
     existing, make = _channel_bag(armature)
     frames = np.arange(first, last + 1, dtype=np.float64)
+    fade = max(1.0, min(LOCATION_FADE_SECONDS * retarget.scene_fps(bpy.context.scene), last - first))
+    fade_first = np.clip(1.0 - (frames - first) / fade, 0.0, 1.0)
+    fade_last = np.clip(1.0 - (last - frames) / fade, 0.0, 1.0)
     quat_groups: dict[str, list[int]] = {}
     new_values = []
     for number, (path, index, group, values) in enumerate(channels):
         fcurve = existing.get((path, index))
         at_first = fcurve.evaluate(first) if fcurve else _current_value(armature, path, index)
         offset_first = at_first - values[0]
+        at_last = None
         if blend == 'BOTH':
             at_last = fcurve.evaluate(last) if fcurve else _current_value(armature, path, index)
+        if path.endswith("location"):          # the fitted clip stands on the ground: fade the seams out
+            values = values + fade_first * offset_first
+            if at_last is not None:
+                values = values + fade_last * (at_last - values[-1])
+        elif blend == 'BOTH':
             weight = (frames - first) / max(1, last - first)
             values = values + (1.0 - weight) * offset_first + weight * (at_last - values[-1])
         else:
@@ -611,7 +638,11 @@ class MOTIONGPT_OT_inbetween(_JobOperator, bpy.types.Operator):
         fps = retarget.scene_fps(context.scene)
         gaps = [(a, b) for a, b in zip(keys, keys[1:]) if b - a >= 2]
         if not gaps:
-            raise _problem(f"the selected keys ({', '.join(map(str, keys))}) have no frames between them")
+            raise _problem(f"the selected keys ({frames_text(keys)}) have no frames between them: select the two "
+                           "keys on each side of the gap")
+        if len(gaps) > MAX_GAPS:
+            raise _problem(f"the selected keys ({frames_text(keys)}) leave {len(gaps)} gaps, more than "
+                           f"{MAX_GAPS}: select the two keys on each side of the gap")
         for a, b in gaps:
             if (b - a) / fps > MAX_GAP_SECONDS:
                 raise _problem(f"the keys at frames {a} and {b} are {(b - a) / fps:.1f} s apart; MotionGPT fills "
@@ -669,7 +700,9 @@ class MOTIONGPT_OT_describe(_JobOperator, bpy.types.Operator):
             start, end = scene.frame_start, scene.frame_end
         if end <= start:
             raise _problem(f"the frame range {start}-{end} is too short to describe")
-        motion = retarget.read_motion(armature, start, end, bone_map_of(context, armature))
+        motion = retarget.read_motion(armature, start, end, bone_map_of(context, armature, keys=False))
+        if max_joint_travel(motion.joints) < STILL_METRES:
+            raise _problem(f"no motion to describe: the rig does not move in frames {start}-{end}")
         name, worker = armature.name, worker_for(context)
 
         def apply(text, _reply):
@@ -726,9 +759,10 @@ class MOTIONGPT_OT_continue_motion(_JobOperator, bpy.types.Operator):
 
         def apply(motion, _reply):
             obj = _armature_by_name(name)
-            joints = motion.joints[given.num_frames - 1:]
+            joints = motion.joints[given.num_frames - 1:].astype(np.float64)
             if len(joints) < 2:
                 raise _problem("the engine returned no new frames")
+            joints[..., [0, 2]] += given.joints[-1, 0, [0, 2]] - joints[0, 0, [0, 2]]   # start where it ended
             channels = _fitted_channels(obj, joints, MODEL_FPS / fps, bone_map, new_frames + 1, clean_feet=True)
             count = min(len(c[3]) for c in channels)
             write_between(obj, [(p, i, g, v[:count]) for p, i, g, v in channels], last, last + count - 1, 'START')

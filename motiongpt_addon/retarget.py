@@ -26,9 +26,16 @@ Degenerate rigs (``check_rig``): an object scale of 0 on an axis, mapped bones t
 one point or legs of zero length are refused before anything is read or keyed, and so is a pose
 that collapses (every joint at one point) or has non-finite positions in ``read_motion``.
 
-Spaces: everything is relative to the armature object (its location, rotation and scale are
-applied by Blender on top). ``read_motion`` returns positions in the object's frame (its
-location and rotation removed) in metres: its scale and the scene's unit scale are applied.
+Spaces (``rig_space``, ``skeleton_fit.RigSpace``): both directions use one conversion between the
+rig and engine metres / Y up: the object's world matrix (parents, rotation, non-uniform scale),
+world +Z up whatever the armature data's up axis (a Y-up FBX rig turned 90 degrees about X stands
+upright), the rig's facing about the vertical, the scene's unit scale times the rig's own unit
+(metres, centimetres, ... guessed from its leg length). The engine origin is the object's origin;
+apply_motion puts the lowest point of the planted feet on the rig's ground.
+
+Bone kinds: bones named DEF-/ORG-/MCH- (Rigify deform, original and mechanism bones) and bones
+with an active constraint are never keyed (``keyable_bone``); a map left with nothing to key is
+an error.
 """
 from __future__ import annotations
 
@@ -40,8 +47,9 @@ from engine.errors import MotionError
 from engine.motion import JOINT_NAMES, MODEL_FPS, NUM_JOINTS, Motion, fill_missing_joints
 
 from . import anim_compat
-from .skeleton_fit import (AIM_CANDIDATES, RigSkeleton, blender_to_engine, engine_to_blender, fit_motion,
+from .skeleton_fit import (AIM_CANDIDATES, LEGS, RigSkeleton, RigSpace, engine_to_blender, fit_motion,
                            rotation_channels)
+from . import skeleton_fit
 
 MIN_EXTENT = 1e-6           # metres / rig units: a scale or a spread below this is treated as zero
 
@@ -71,7 +79,8 @@ def _check_armature(armature_obj) -> None:
 def check_rig(armature_obj, bone_map=None) -> dict[str, str]:
     """Refuse an armature that cannot be read or keyed, with a MotionError naming it: not an
     armature, in Edit Mode, scale 0 on an axis, bones the bone map cannot place, mapped bones all
-    at one point or legs of zero length. Returns the SMPL joint -> bone map."""
+    at one point, or proportions no human has (``human_proportions_problem``: a thigh or shin of
+    zero length, one leg a sliver of the other). Returns the SMPL joint -> bone map."""
     _check_armature(armature_obj)
     scale = np.concatenate([np.abs(np.array(armature_obj.scale)),
                             np.linalg.norm(np.array(armature_obj.matrix_world)[:3, :3], axis=0)])
@@ -84,7 +93,29 @@ def check_rig(armature_obj, bone_map=None) -> dict[str, str]:
     if not np.ptp(rest, axis=0).max() > MIN_EXTENT or not rig.leg_length() > MIN_EXTENT:
         raise MotionError(f"armature '{armature_obj.name}' is degenerate: its mapped bones all start at one "
                           "point or its leg bones have zero length; fix its rest pose (Edit Mode)")
+    problem = human_proportions_problem(rig.rest_joints, joint_to_bone)
+    if problem:
+        raise MotionError(f"armature '{armature_obj.name}' cannot be a human body: {problem}; fix its rest pose "
+                          "(Edit Mode) or the bone map")
     return joint_to_bone
+
+
+def human_proportions_problem(rest_joints: np.ndarray, joint_to_bone: dict[str, str]) -> str:
+    """'' when the mapped rest joints (22, 3) can be a human, else what is wrong: a thigh or
+    shin of zero length, or a leg under 2 % of the other one."""
+    lengths = {}
+    for hip, knee, ankle, _ in LEGS:
+        for upper, lower in ((hip, knee), (knee, ankle)):
+            length = float(np.linalg.norm(rest_joints[lower] - rest_joints[upper]))
+            if not length > MIN_EXTENT:
+                return (f"the bones '{joint_to_bone.get(JOINT_NAMES[upper])}' and "
+                        f"'{joint_to_bone.get(JOINT_NAMES[lower])}' start at the same point (a leg of zero length)")
+            lengths.setdefault(hip, 0.0)
+            lengths[hip] += length
+    short, long_ = sorted(lengths.values())
+    if short < 0.02 * long_:
+        return "one leg is under 2 % of the other's length"
+    return ""
 
 
 def is_local(id_data) -> bool:
@@ -143,8 +174,52 @@ def rig_skeleton(armature_obj, joint_to_bone: dict[str, str]) -> RigSkeleton:
     index = {bone.name: i for i, bone in enumerate(bones)}
     parents = np.array([index[b.parent.name] if b.parent else -1 for b in bones], dtype=int)
     rest = np.array([np.array(b.matrix_local) for b in bones], dtype=np.float64)
+    tails = np.array([np.array(b.tail_local) for b in bones], dtype=np.float64).reshape(-1, 3)
     joint_bones = np.array([index.get(joint_to_bone.get(name, ""), -1) for name in JOINT_NAMES], dtype=int)
-    return RigSkeleton(tuple(b.name for b in bones), parents, rest, joint_bones)
+    return RigSkeleton(tuple(b.name for b in bones), parents, rest, joint_bones, tails)
+
+
+def rig_space(armature_obj, rig: RigSkeleton) -> RigSpace:
+    """The conversion between ``armature_obj``'s armature space and engine metres
+    (``skeleton_fit.rig_space`` on its evaluated world matrix and the scene's unit scale)."""
+    return skeleton_fit.rig_space(np.array(armature_obj.matrix_world), rig,
+                                  bpy.context.scene.unit_settings.scale_length)
+
+
+MECHANISM_PREFIXES = ("DEF-", "ORG-", "MCH-")
+
+
+def keyable_bone(pose_bone) -> bool:
+    """False for bones keys must not go on: Rigify's DEF-/ORG-/MCH- bones and bones with an
+    enabled constraint of non-zero influence (they are driven; keys would be overridden)."""
+    if pose_bone.name.startswith(MECHANISM_PREFIXES):
+        return False
+    return not any(c.enabled and c.influence > 0.0 for c in pose_bone.constraints)
+
+
+def keyable_channels(pose_bone, prop: str, count: int) -> tuple[bool, ...]:
+    """Per channel of ``prop`` (a rotation property or "location"): may it get keys."""
+    if not keyable_bone(pose_bone):
+        return (False,) * count
+    locked = tuple(pose_bone.lock_location) if prop == "location" else _locked_rotation(pose_bone, prop)
+    return tuple(not (i < len(locked) and locked[i]) for i in range(count))
+
+
+def check_keyable(armature_obj, bone_names) -> None:
+    """MotionError when none of ``bone_names`` may get a single key (all locked, mechanism or
+    constraint-driven bones)."""
+    for name in bone_names:
+        pose_bone = armature_obj.pose.bones[name]
+        if any(keyable_channels(pose_bone, "location", 3)) or any(
+                keyable_channels(pose_bone, _rotation_prop(pose_bone), 4)):
+            return
+    raise MotionError(f"armature '{armature_obj.name}': every mapped bone is locked, a DEF-/ORG-/MCH- bone or "
+                      "driven by a constraint, so nothing can be keyed: unlock them or map the control bones")
+
+
+def _rotation_prop(pose_bone) -> str:
+    mode = pose_bone.rotation_mode
+    return {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}.get(mode, "rotation_euler")
 
 
 def scene_fps(scene) -> float:
@@ -177,10 +252,12 @@ def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int |
         raise MotionError(f"the motion has NaN or infinite joint positions (first at frame {bad})")
     check_editable(armature_obj)
     rig = rig_skeleton(armature_obj, check_rig(armature_obj, bone_map))
+    check_keyable(armature_obj, [rig.bone_names[b] for b in rig.driven_bones()])
 
     scene = bpy.context.scene
     fps = scene_fps(scene)
-    track = fit_motion(motion.joints, motion.fps, rig, clean_feet=clean_feet, in_place=in_place)
+    track = fit_motion(motion.joints, motion.fps, rig, clean_feet=clean_feet, in_place=in_place,
+                       space=rig_space(armature_obj, rig))
     track = track.resample(fps)
     start = scene.frame_current if start_frame is None else int(start_frame)
     frames = start + np.arange(track.rotations.shape[0], dtype=np.float64)
@@ -193,10 +270,10 @@ def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int |
         for column, bone in enumerate(track.bones):
             pose_bone = armature_obj.pose.bones[rig.bone_names[bone]]
             prop, values = rotation_channels(track.rotations[:, column], pose_bone.rotation_mode)
-            _key_property(channels, pose_bone, prop, frames, values, _locked_rotation(pose_bone, prop))
+            _key_property(channels, pose_bone, prop, frames, values, keyable_channels(pose_bone, prop, 4))
             if bone == track.root_bone:
                 _key_property(channels, pose_bone, "location", frames, track.root_location,
-                              tuple(pose_bone.lock_location))
+                              keyable_channels(pose_bone, "location", 3))
         for key, value in (properties or {}).items():
             action[key] = value
     except Exception:
@@ -215,10 +292,10 @@ def _locked_rotation(pose_bone, prop: str) -> tuple[bool, ...]:
 
 
 def _key_property(channels, pose_bone, prop: str, frames: np.ndarray, values: np.ndarray,
-                  locked: tuple[bool, ...] = ()) -> None:
+                  keyable: tuple[bool, ...]) -> None:
     data_path = pose_bone.path_from_id(prop)
     for index in range(values.shape[1]):
-        if index < len(locked) and locked[index]:
+        if not keyable[index]:
             continue
         fcurve = anim_compat.new_fcurve(channels, data_path, index, pose_bone.name)
         anim_compat.write_keys(fcurve, frames, values[:, index])
@@ -230,15 +307,16 @@ def read_motion(armature_obj, frame_start: int, frame_end: int, bone_map=None) -
     """The armature's evaluated motion over scene frames ``frame_start..frame_end`` (inclusive),
     as 22 joint positions (the mapped bones' heads) at 20 fps.
 
-    Evaluates with ``scene.frame_set`` per frame (constraints, drivers, NLA); positions are in the
-    object's frame (location and rotation removed) in metres (object scale x scene unit scale),
-    mapped to engine axes (``skeleton_fit.blender_to_engine``). Joints the rig lacks (spine1/2/3,
-    collars) are interpolated. The scene's current frame is restored.
+    Evaluates with ``scene.frame_set`` per frame (constraints, drivers, NLA); positions go through
+    ``rig_space`` (the same conversion apply_motion uses): engine metres, Y up, the object's
+    origin at (0, 0, 0). Joints the rig lacks (spine1/2/3, collars) are interpolated. The scene's
+    current frame is restored.
     """
     frame_start, frame_end = int(frame_start), int(frame_end)
     if frame_end < frame_start:
         raise MotionError(f"empty frame range {frame_start}..{frame_end}")
     joint_to_bone = check_rig(armature_obj, bone_map)
+    space = rig_space(armature_obj, rig_skeleton(armature_obj, joint_to_bone))
     pose_bones = armature_obj.pose.bones
     names = [pb.name for pb in pose_bones]
     columns = np.array([names.index(joint_to_bone[n]) if n in joint_to_bone else -1 for n in JOINT_NAMES])
@@ -254,12 +332,11 @@ def read_motion(armature_obj, frame_start: int, frame_end: int, bone_map=None) -
         scene.frame_set(current[0], subframe=current[1])
     heads = heads.reshape(len(heads), -1, 3).astype(np.float64)
 
-    scale = np.linalg.norm(np.array(armature_obj.matrix_world)[:3, :3], axis=0).mean()
     joints = np.full((len(heads), NUM_JOINTS, 3), np.nan)
     joints[:, columns >= 0] = heads[:, columns[columns >= 0]]
-    joints = fill_missing_joints(joints) * (scale * scene.unit_settings.scale_length)
+    joints = fill_missing_joints(space.to_engine(joints))
     _check_pose(armature_obj, joints, frame_start)
-    return Motion(blender_to_engine(joints).astype(np.float32), scene_fps(scene)).resample(MODEL_FPS)
+    return Motion(joints.astype(np.float32), scene_fps(scene)).resample(MODEL_FPS)
 
 
 def _check_pose(armature_obj, joints: np.ndarray, frame_start: int) -> None:

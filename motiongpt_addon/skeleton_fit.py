@@ -7,18 +7,24 @@ Blender is Z up and a character faces -Y (the "front" view looks at its face), i
 So a point maps as ``blender = (x, -z, y)`` (a +90 degree turn about X, the same mapping as
 Blender's glTF importer) and ``engine = (X, Z, -Y)``.
 
+Rig space (``RigSpace``, built by ``rig_space``): the one conversion, used both ways, between an
+armature's own space (any up axis, object rotation, parents, non-uniform scale, rig units) and
+engine metres: world +Z is up, the engine origin sits at the object's origin, facing the rig's
+rest facing turned about the vertical only.
+
 Conventions: quaternions are (w, x, y, z) arrays (``engine.motion`` helpers); "armature space" is
 the armature object's local space; a joint's "delta" is the armature-space rotation that takes
 the rig's rest pose of that joint's bone to its posed orientation.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from engine.motion import LEG_JOINTS, NUM_JOINTS, PARENTS, quat_between, quat_inv, quat_mul, quat_rotate
+from engine.motion import (LEG_JOINTS, NUM_JOINTS, PARENTS, TARGET_BONE_LENGTHS, quat_between, quat_inv, quat_mul,
+                           quat_rotate)
 
 ENGINE_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
@@ -35,6 +41,11 @@ CONTACT_SPEED = 0.2                            # m/s: a foot joint slower than t
 CONTACT_HEIGHT = 0.1                           # m: ... when also this close to the clip's lowest foot joint
 CONTACT_BLEND_SECONDS = 0.2                    # how long a foot lock fades in and out
 _MIN_TWIST_SINE = np.sin(np.radians(15.0))     # below this bend, twist references fade out
+SMPL_LEG = float(sum(TARGET_BONE_LENGTHS[j] for j in LEG_JOINTS))   # m: the engine skeleton's thigh + shin
+HUMAN_LEG_RANGE = (0.45, 1.3)                  # m: thigh + shin of a rig taken at face value
+GROUND_TOLERANCE = 0.0075                      # m: planted feet this close to the ground are left as they are
+BELOW_ORIGIN = 0.5                             # legs: a rest floor this far under the origin is no floor
+UNIT_GUESSES = (1.0, 0.01, 0.001, 0.0254, 0.1)  # metres per rig unit tried in turn: m, cm, mm, inch, dm
 
 
 def engine_to_blender(points: np.ndarray) -> np.ndarray:
@@ -92,6 +103,27 @@ class RigSkeleton:
     bone_parents: np.ndarray
     bone_rest: np.ndarray
     joint_bones: np.ndarray
+    bone_tails: np.ndarray | None = None      # (B, 3) rest tails; None: heads only
+
+    def foot_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rest heads and tails of each leg's ankle bone and every bone below it (toe, heel):
+        (points (N, 3), joint (N,) the ankle or toe joint each rides on, side (N,) 0 left 1 right)."""
+        children: dict[int, list[int]] = {}
+        for bone, parent in enumerate(self.bone_parents):
+            children.setdefault(int(parent), []).append(bone)
+        points, joints, sides = [], [], []
+        for side, (_, _, ankle, toe) in enumerate(LEGS):
+            toe_bone = int(self.joint_bones[toe])
+            stack = [(int(self.joint_bones[ankle]), ankle)] if self.joint_bones[ankle] >= 0 else []
+            while stack:
+                bone, joint = stack.pop()
+                joint = toe if bone == toe_bone else joint
+                ends = [self.bone_rest[bone, :3, 3]] + ([self.bone_tails[bone]] if self.bone_tails is not None else [])
+                points += ends
+                joints += [joint] * len(ends)
+                sides += [side] * len(ends)
+                stack += [(child, joint) for child in children.get(bone, [])]
+        return np.array(points, dtype=np.float64).reshape(-1, 3), np.array(joints, dtype=int), np.array(sides, dtype=int)
 
     @property
     def rest_joints(self) -> np.ndarray:
@@ -145,6 +177,108 @@ def mapped_parent(joint: int, mapped: np.ndarray) -> int:
     while parent >= 0 and not mapped[parent]:
         parent = PARENTS[parent]
     return parent
+
+
+# ----------------------------------------------------------------------------- rig space <-> engine metres
+
+@dataclass(frozen=True)
+class RigSpace:
+    """The one conversion between a rig's armature space and engine coordinates (metres, Y up).
+
+    matrix (4, 4) armature space -> world (the object's ``matrix_world``, parents, rotation and
+    any non-uniform scale included); metres_per_unit (metres per world unit: the scene's unit
+    scale times the rig's own unit, see ``guess_metres_per_unit``); origin (3,) the world point
+    engine (0, 0, 0) sits on (the object's origin); heading (3, 3) the world rotation about the
+    vertical that turns Blender's standard character frame (facing -Y, Z up) into the rig's;
+    ground the world height the rig's feet stand on. World up is always +Z, whatever the
+    armature data's up axis or the object's tilt.
+    """
+
+    matrix: np.ndarray
+    metres_per_unit: float = 1.0
+    origin: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    heading: np.ndarray = field(default_factory=lambda: np.eye(3))
+    ground: float = 0.0
+
+    def to_world(self, points: np.ndarray) -> np.ndarray:
+        """(..., 3) armature space -> world."""
+        return np.asarray(points, dtype=np.float64) @ self.matrix[:3, :3].T + self.matrix[:3, 3]
+
+    def from_world(self, points: np.ndarray) -> np.ndarray:
+        """(..., 3) world -> armature space (the exact inverse of ``to_world``)."""
+        return (np.asarray(points, dtype=np.float64) - self.matrix[:3, 3]) @ np.linalg.inv(self.matrix[:3, :3]).T
+
+    def to_engine(self, points: np.ndarray) -> np.ndarray:
+        """(..., 3) armature-space points -> engine coordinates in metres."""
+        local = (self.to_world(points) - self.origin) @ self.heading
+        return blender_to_engine(local) * self.metres_per_unit
+
+    def from_engine(self, points: np.ndarray) -> np.ndarray:
+        """(..., 3) engine coordinates in metres -> armature space; the inverse of ``to_engine``."""
+        local = engine_to_blender(points) / self.metres_per_unit
+        return self.from_world(local @ self.heading.T + self.origin)
+
+    @property
+    def ground_height(self) -> float:
+        """The rig's ground as an engine height (metres above the engine origin)."""
+        return float((self.ground - self.origin[2]) * self.metres_per_unit)
+
+
+def guess_metres_per_unit(leg_world: float, unit_scale: float = 1.0) -> float:
+    """Metres per world unit for a rig whose thigh + shin measure ``leg_world`` world units in a
+    scene of unit scale ``unit_scale``: the first of metres, centimetres, millimetres, inches,
+    decimetres that makes a human leg (``HUMAN_LEG_RANGE``), else the engine skeleton's leg
+    (a BVH in odd units such as CMU's, or a child or giant: scaled to an adult)."""
+    for unit in UNIT_GUESSES:
+        if HUMAN_LEG_RANGE[0] <= leg_world * unit_scale * unit <= HUMAN_LEG_RANGE[1]:
+            return unit_scale * unit
+    return SMPL_LEG / leg_world
+
+
+def heading_matrix(matrix: np.ndarray, forward: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation about world Z taking the standard facing (-Y) to the rig's facing: its rest
+    ``forward`` (armature space) snapped to the nearest armature axis, into world, made level.
+    A rig facing straight up or down in the world gets the standard facing."""
+    axis = int(np.argmax(np.abs(forward)))
+    snapped = np.zeros(3)
+    snapped[axis] = np.sign(forward[axis]) or 1.0
+    facing = np.asarray(matrix, dtype=np.float64)[:3, :3] @ snapped
+    facing[2] = 0.0
+    if np.linalg.norm(facing) < 1e-6:
+        facing = np.array([0.0, -1.0, 0.0])
+    facing /= np.linalg.norm(facing)
+    up = np.array([0.0, 0.0, 1.0])
+    return np.stack([np.cross(-facing, up), -facing, up], axis=1)
+
+
+def rig_space(matrix: np.ndarray, rig: "RigSkeleton", unit_scale: float = 1.0) -> RigSpace:
+    """The ``RigSpace`` of ``rig`` under the object matrix ``matrix`` (armature -> world).
+
+    Ground: the lowest rest foot point (``RigSkeleton.foot_points``) in the world when the rest
+    pose stands on it (the pelvis over half a leg above it) less than ``BELOW_ORIGIN`` legs under
+    the object's origin; else the origin's height (BVH imports: the hips at the origin in the
+    rest pose and the clip's floor at the origin, or a rest pose with the legs spread sideways)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    space = RigSpace(matrix)
+    leg = float(leg_length(space.to_world(rig.rest_joints)[None])[0])
+    points, _, _ = rig.foot_points()
+    floor = float(space.to_world(points)[:, 2].min()) if len(points) else matrix[2, 3]
+    pelvis = float(space.to_world(rig.rest_joints[0])[2])
+    stands = pelvis - floor > 0.5 * leg and floor >= matrix[2, 3] - BELOW_ORIGIN * leg
+    ground = floor if stands else float(matrix[2, 3])
+    return RigSpace(matrix, guess_metres_per_unit(leg, unit_scale), matrix[:3, 3].copy(),
+                    heading_matrix(matrix, rig.forward()), ground)
+
+
+def upright_degrees(joints: np.ndarray) -> np.ndarray:
+    """(T,) angle between pelvis -> head and engine up (+Y) per frame of (T, 22, 3) joints."""
+    spine = _normalised(joints[:, 15] - joints[:, 0])
+    return np.degrees(np.arccos(np.clip(spine[:, 1], -1.0, 1.0)))
+
+
+def max_joint_travel(joints: np.ndarray) -> float:
+    """The farthest any joint of (T, 22, 3) gets from where it is in the first frame (same units)."""
+    return float(np.linalg.norm(joints - joints[:1], axis=-1).max()) if len(joints) else 0.0
 
 
 # ----------------------------------------------------------------------------- positions -> deltas
@@ -337,28 +471,70 @@ class PoseTrack:
 
 
 def fit_motion(joints: np.ndarray, fps: float, rig: RigSkeleton, clean_feet: bool = True,
-               in_place: bool = False) -> PoseTrack:
+               in_place: bool = False, space: RigSpace | None = None, on_ground: bool | None = None) -> PoseTrack:
     """Pose the rig along a motion: ``joints`` (T, 22, 3) engine coordinates in metres at ``fps``.
 
-    Root path scaled by rig leg length / motion leg length (mean over the clip) so the feet meet
-    the floor; ``in_place`` keeps the pelvis over its rest position on the ground plane;
-    ``clean_feet`` holds planted feet still (``foot_contacts`` / ``plant_feet``).
+    ``space`` maps engine metres to the rig (default: armature space is the world, in metres).
+    The motion is scaled by ``leg_scale`` about the floor point under its first pelvis;
+    ``in_place`` keeps the pelvis over its rest position on the ground plane; ``clean_feet``
+    holds planted feet still (``foot_contacts`` / ``plant_feet``); ``on_ground`` shifts the
+    clip up or down (when off by more than ``GROUND_TOLERANCE``) so the lowest point of the planted feet (the rig's own foot bones, median
+    over the planted frames; the clip's lowest foot point when none is planted) is on the
+    space's ground (default: when a ``space`` is given).
     """
+    on_ground = space is not None if on_ground is None else on_ground
+    space = space or RigSpace(np.eye(4))
     rest = rig.rest_joints
-    scale = rig.leg_length() / float(np.mean(leg_length(joints)))
-    targets = engine_to_blender(joints) * scale
+    joints = np.asarray(joints, dtype=np.float64)
+    pivot = joints[0, 0] * [1.0, 0.0, 1.0]                  # under the first pelvis, on the floor
+    scaled = (joints - pivot) * leg_scale(joints, rig, space) + pivot
     if in_place:
-        targets[..., :2] += rest[0, :2] - targets[:, :1, :2]
+        scaled[..., [0, 2]] += space.to_engine(rest[0])[[0, 2]] - scaled[:, :1, [0, 2]]
+    targets = space.from_engine(scaled)
     forward = rig.forward()
     deltas = solve_deltas(targets, rest, forward)
-    if clean_feet and not in_place:
-        contacts = foot_contacts(np.asarray(joints, dtype=np.float64), fps)
-        if contacts.any():
-            posed = forward_kinematics(targets[:, 0], deltas, rest)
-            blend = max(1, int(round(CONTACT_BLEND_SECONDS * fps)))
-            targets = plant_feet(targets, posed, rest, contacts, blend)
-            deltas = solve_deltas(targets, rest, forward)
+    contacts = foot_contacts(joints, fps)
+    if clean_feet and not in_place and contacts.any():
+        posed = forward_kinematics(targets[:, 0], deltas, rest)
+        blend = max(1, int(round(CONTACT_BLEND_SECONDS * fps)))
+        targets = plant_feet(targets, posed, rest, contacts, blend)
+        deltas = solve_deltas(targets, rest, forward)
+    if on_ground:
+        lift = space.ground_height - planted_floor(rig, space, targets[:, 0], deltas, contacts)
+        if abs(lift) > GROUND_TOLERANCE:
+            targets[:, 0] = space.from_engine(space.to_engine(targets[:, 0]) + [0.0, lift, 0.0])
     return _local_pose(deltas, targets[:, 0], rig, fps)
+
+
+def leg_scale(joints: np.ndarray, rig: RigSkeleton, space: RigSpace) -> float:
+    """The factor on engine ``joints`` (T, 22, 3) that gives the motion the rig's leg: rig leg /
+    motion leg, both measured in armature space (so a motion read from a non-uniformly scaled rig
+    comes back at exactly 1)."""
+    return rig.leg_length() / float(np.mean(leg_length(space.from_engine(joints))))
+
+
+def posed_foot_points(rig: RigSkeleton, root: np.ndarray, deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, N, 3) armature-space positions of the rig's foot points (``foot_points``) for a pose
+    (pelvis at ``root`` (T, 3), ``deltas`` (T, 22, 4)), and their side (N,)."""
+    rest = rig.rest_joints
+    points, joints, sides = rig.foot_points()
+    posed = forward_kinematics(root, deltas, rest)
+    offsets = np.broadcast_to(points - rest[joints], (len(root),) + points.shape)
+    return posed[:, joints] + quat_rotate(deltas[:, joints], offsets), sides
+
+
+def planted_floor(rig: RigSkeleton, space: RigSpace, root: np.ndarray, deltas: np.ndarray,
+                  contacts: np.ndarray) -> float:
+    """Engine height of the lowest foot point of the planted feet (median over the planted
+    frames of ``contacts`` (T, 2)); the lowest foot point of the clip when no foot is planted."""
+    points, sides = posed_foot_points(rig, root, deltas)
+    if points.shape[1] == 0:
+        return space.ground_height
+    heights = space.to_engine(points)[..., 1]
+    lowest = np.stack([heights[:, sides == side].min(-1) if (sides == side).any() else
+                       np.full(len(heights), np.inf) for side in range(2)], -1)
+    planted = lowest[contacts & np.isfinite(lowest)]
+    return float(np.median(planted)) if planted.size else float(lowest[np.isfinite(lowest)].min())
 
 
 def _local_pose(deltas: np.ndarray, root: np.ndarray, rig: RigSkeleton, fps: float) -> PoseTrack:

@@ -105,8 +105,12 @@ def test_metarig_follows_the_motion_directions(metarig, tennis):
     print("metarig: aimed bones max angle (deg)", angles[:, [j - 1 for j in AIMED]].max(),
           "; branch bones mean angle (deg)", np.round(branch, 1))
     # the metarig's own hips/collars sit elsewhere, so whole-chain positions differ: only assert
-    # the root path, which is scaled by the leg ratio and back
-    assert mpjpe_mm(normalised[:, :1], tennis.joints[:, :1]) < 1.0
+    # the root path, which is scaled by the leg ratio and back; issue 19: the clip is lowered
+    # onto the metarig's floor (its feet sit lower under the ankles than SMPL's), one constant
+    lift = normalised[:, 0, 1] - tennis.joints[:, 0, 1]
+    print(f"metarig: root lowered by {-lift.mean() * 1000:.1f} mm (constant to {np.ptp(lift) * 1000:.3f} mm)")
+    assert np.ptp(lift) < 0.001 and abs(lift.mean()) < 0.2
+    assert mpjpe_mm(normalised[:, :1, [0, 2]], tennis.joints[:, :1, [0, 2]]) < 1.0
 
 
 def _repose(joints: np.ndarray, lengths: np.ndarray, root_scale: float) -> np.ndarray:
@@ -254,16 +258,20 @@ def test_armature_object_transform_is_respected(scene, tennis):
         retarget.apply_motion(rig, clip, start_frame=1)
     names = [pb.name for pb in plain.pose.bones]
     frames = range(1, 61)
-    local_plain = armature_heads(plain, frames, names)
-    local_moved = armature_heads(moved, frames, names)
-    assert np.abs(local_plain - local_moved).max() < 1e-5
-    world = world_heads(moved, frames, names)
-    matrix = np.array(moved.matrix_world)
-    assert np.abs(world - (local_plain @ matrix[:3, :3].T + matrix[:3, 3])).max() < 1e-5
-    # read_motion: object frame, metres, so the moved one is the plain one times its scale
+    # issue 19: the motion stands upright in the world, whatever the object's tilt; it starts at
+    # the object's origin and faces the object's facing (its rest front turned about world Z)
+    world_plain = world_heads(plain, frames, names)
+    world_moved = world_heads(moved, frames, names)
+    yaw = retarget.rig_space(moved, retarget.rig_skeleton(moved, retarget.resolve_bone_map(moved))).heading
+    expected = world_plain * 1.5 @ yaw.T + np.array(moved.matrix_world)[:3, 3]
+    offset = (world_moved - expected).mean(axis=(0, 1))
+    assert np.abs(offset[:2]).max() < 1e-4                      # only the ground height may differ
+    assert np.abs(world_moved - expected - offset).max() < 2e-3   # the tilted rig bends a little differently
+    # read_motion: engine metres from the object's origin, so the moved one is the plain one times its scale
     back_plain = retarget.read_motion(plain, 1, 60)
     back_moved = retarget.read_motion(moved, 1, 60)
-    assert np.abs(back_moved.joints - 1.5 * back_plain.joints).max() < 1e-4
+    difference = back_moved.joints - 1.5 * back_plain.joints
+    assert np.abs(difference - difference.mean(axis=(0, 1))).max() < 2e-3
 
 
 def test_axis_mapping_faces_front_view(scene, tennis):
