@@ -10,6 +10,12 @@ written again onto a fresh metarig, once with ``anim_compat.new_fcurve`` + ``wri
 the pose-bone channel and call ``pose_bone.keyframe_insert(prop, index=, frame=, group=)`` (new keys
 LINEAR in both), all 22413 keys each, best of 3 / 5 in the same run. Also timed on the first
 ``INSERT_FRAMES`` frames of every channel ("subset"), where the curves are short.
+
+Sparse keys (``sparse_*``): a real 10 s walk (Bandai dataset-1 'walk proud 002', 30 fps BVH, first
+300 frames) keyed on a fresh metarig in a 30 fps scene, Every frame vs Sparse (default tolerances
+1 degree / 5 mm): key counts, apply_motion time, and the largest deviation of Sparse from Every frame
+over all 300 frames from the evaluated pose: a bone's local rotation (degrees), the root's location
+(mm) and, for information, the bones' world head positions (mm; local errors add up along chains).
 """
 import time
 from pathlib import Path
@@ -19,6 +25,8 @@ import numpy as np
 from engine import Motion
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "humanml3d" / "new_joints" / "012314.npy"
+WALK = (Path(__file__).resolve().parents[2] / "shared" / "data" / "bandai" / "dataset-1" / "data"
+        / "dataset-1_walk_proud_002.bvh")
 REPEATS = 5
 INSERT_FRAMES = 48          # frames per channel for the keyframe_insert loop (2 s at 24 fps)
 
@@ -109,7 +117,69 @@ def run() -> dict:
         "rig60_keys": sum(len(fc.keyframe_points) for fc in mixamo_curves),
         "rig60_apply_motion_10s_ms": mixamo_apply_s * 1000,
     }
+    results |= sparse_keys(bpy, anim_compat, retarget)
     return results
+
+
+def _pose(bpy, rig, frames, names):
+    """(F, B, 4, 4) matrix_basis and (F, B, 3) world heads of bones ``names`` at ``frames``."""
+    bones = [rig.pose.bones[n] for n in names]
+    world = np.array(rig.matrix_world)
+    basis = np.empty((len(frames), len(bones), 4, 4))
+    heads = np.empty((len(frames), len(bones), 3))
+    for i, frame in enumerate(frames):
+        bpy.context.scene.frame_set(int(frame))
+        for j, bone in enumerate(bones):
+            basis[i, j] = np.array(bone.matrix_basis)
+            heads[i, j] = world[:3, :3] @ np.array(bone.head) + world[:3, 3]
+    return basis, heads
+
+
+def sparse_keys(bpy, anim_compat, retarget) -> dict:
+    """Every frame vs Sparse keys on a 10 s walk (see the module docstring)."""
+    walk = Motion.from_bvh(WALK)
+    walk = Motion(walk.joints[:300], walk.fps)
+    bpy.ops.object.armature_human_metarig_add()
+    rig = bpy.context.view_layer.objects.active
+    scene = bpy.context.scene
+    saved_fps = scene.render.fps, scene.render.fps_base
+    scene.render.fps, scene.render.fps_base = 30, 1.0
+    try:
+        dense_s = best_of(lambda: retarget.apply_motion(rig, walk, start_frame=1), repeats=3)
+        dense = rig.animation_data.action
+        curves = anim_compat.action_fcurves(dense)
+        names = sorted({fc.data_path.split('"')[1] for fc in curves})
+        root = next(fc.data_path.split('"')[1] for fc in curves if fc.data_path.endswith(".location"))
+        frames = np.arange(1, int(dense.frame_range[1]) + 1)
+        dense_basis, dense_heads = _pose(bpy, rig, frames, names)
+        sparse_s = best_of(lambda: retarget.apply_motion(rig, walk, start_frame=1, keys="SPARSE"), repeats=3)
+        sparse = rig.animation_data.action
+        sparse_basis, sparse_heads = _pose(bpy, rig, frames, names)
+    finally:
+        scene.render.fps, scene.render.fps_base = saved_fps
+    space = retarget.rig_space(rig, retarget.rig_skeleton(rig, retarget.check_rig(rig)))
+    unit_mm = space.metres_per_unit * 1000
+    a, b = dense_basis[..., :3, :3], sparse_basis[..., :3, :3]
+    a = a / np.linalg.norm(a, axis=-2, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-2, keepdims=True)
+    rotation = np.degrees(np.arccos(np.clip((np.einsum("...ij,...ij->...", a, b) - 1) / 2, -1, 1))).max(axis=0)
+    location = np.linalg.norm(dense_basis[..., :3, 3] - sparse_basis[..., :3, 3], axis=-1).max(axis=0)
+    world = np.linalg.norm(dense_heads - sparse_heads, axis=-1).max(axis=0)
+    dense_keys = retarget.key_counts(dense)[0]
+    sparse_count = retarget.key_counts(sparse)[0]
+    return {
+        "sparse_clip_frames": len(frames),
+        "sparse_every_frame_keys": dense_keys,
+        "sparse_keys": sparse_count,
+        "sparse_reduction": dense_keys / sparse_count,
+        "sparse_max_rotation_deg": float(rotation.max()),
+        "sparse_max_rotation_bone": names[int(rotation.argmax())],
+        "sparse_root_location_mm": float(location[names.index(root)] * unit_mm),
+        "sparse_max_world_head_mm": float(world.max() * unit_mm),
+        "sparse_max_world_head_bone": names[int(world.argmax())],
+        "sparse_apply_motion_every_frame_ms": dense_s * 1000,
+        "sparse_apply_motion_sparse_ms": sparse_s * 1000,
+    }
 
 
 def key_writing(bpy, anim_compat, curves) -> dict:

@@ -57,6 +57,44 @@ def write_keys(fcurve: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray,
     fcurve.update()                               # sorts the keys and computes the handles
 
 
+_HANDLE_TYPES = {"FREE": 0, "AUTO": 1, "VECTOR": 2, "ALIGNED": 3, "AUTO_CLAMPED": 4}
+
+
+def write_bezier_keys(fcurve: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray,
+                      left: np.ndarray, right: np.ndarray, handle_type: str = "ALIGNED") -> None:
+    """Replace ``fcurve``'s keys by Bezier keys (frames (K,) increasing, values (K,)) with explicit
+    handles left / right (K, 2) as (frame, value) pairs, all of type ``handle_type`` (ALIGNED keeps
+    the curve smooth while an animator edits it); one ``add`` + ``foreach_set`` per attribute."""
+    points = fcurve.keyframe_points
+    if len(points):
+        points.clear()
+    count = len(frames)
+    points.add(count)
+    coords = np.empty((count, 2), dtype=np.float32)
+    coords[:, 0] = frames
+    coords[:, 1] = values
+    points.foreach_set("co", coords.ravel())
+    points.foreach_set("handle_left", np.asarray(left, dtype=np.float32).ravel())
+    points.foreach_set("handle_right", np.asarray(right, dtype=np.float32).ravel())
+    kinds = np.full(count, _HANDLE_TYPES[handle_type], dtype=np.int32)
+    points.foreach_set("handle_left_type", kinds)
+    points.foreach_set("handle_right_type", kinds)
+    points.foreach_set("interpolation", np.full(count, _INTERPOLATION["BEZIER"], dtype=np.int32))
+    fcurve.update()                               # sorted already; ALIGNED handles stay as written
+
+
+def action_fcurves(action: bpy.types.Action) -> list:
+    """Every F-Curve of ``action`` (all layers, strips and slots on 4.4+)."""
+    if not HAS_SLOTS:
+        return list(action.fcurves)
+    curves = []
+    for layer in action.layers:
+        for strip in layer.strips:
+            for bag in getattr(strip, "channelbags", ()):
+                curves.extend(bag.fcurves)
+    return curves
+
+
 def fcurves_of(obj: bpy.types.Object) -> list:
     """The F-Curves that animate ``obj`` through its active action (and slot on 4.4+)."""
     anim = obj.animation_data

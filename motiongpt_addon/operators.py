@@ -321,6 +321,27 @@ def plan_property(reply: dict) -> dict:
     return {"motiongpt_plan": clean_text(reply["plan"])} if reply.get("plan") else {}
 
 
+def key_options(settings) -> dict:
+    """apply_motion's keyword arguments for the panel's Keys setting (Every frame or Sparse)."""
+    if settings.keys != 'SPARSE':
+        return {"keys": "EVERY_FRAME"}
+    return {"keys": "SPARSE", "rotation_tolerance": math.radians(settings.key_rotation_tolerance),
+            "location_tolerance": settings.key_location_tolerance / 1000.0}
+
+
+def key_note(action_names) -> str:
+    """', 1,234 keys (sparse; every frame: 22,413)' for actions keyed sparsely ('' otherwise)."""
+    keys = every_frame = 0
+    for name in action_names:
+        action = bpy.data.actions.get(name) if isinstance(name, str) else None
+        if action is not None:
+            counts = retarget.key_counts(action)
+            keys, every_frame = keys + counts[0], every_frame + counts[1]
+    if keys == every_frame:
+        return ""
+    return f", {keys:,} keys (sparse; every frame: {every_frame:,})"
+
+
 def variant_seed(seed: int, offset: int) -> int:
     """The seed of variant (or batch line) ``offset``: ``seed + offset``, wrapping to 0 after
     2**31 - 1 so that it fits a 32-bit ID property and the worker's seed range."""
@@ -590,6 +611,7 @@ class MOTIONGPT_OT_generate(_JobOperator, bpy.types.Operator):
         check_animatable(armature)
         bone_map = bone_map_of(context, armature)
         start, name, in_place = context.scene.frame_current, armature.name, settings.in_place
+        keys = key_options(settings)
         worker = worker_for(context)
 
         def make_step(variant: int) -> Step:
@@ -601,14 +623,14 @@ class MOTIONGPT_OT_generate(_JobOperator, bpy.types.Operator):
                     _armature_by_name(name), motion, bone_map, start_frame=start,
                     action_name=action_name_for(prompt), in_place=in_place,
                     properties={"motiongpt_prompt": prompt, "motiongpt_seed": variant_seed(seed, variant),
-                                **plan_property(reply)})
+                                **plan_property(reply)}, **keys)
                 return action.name
             return Step(f"'{prompt}' (variant {variant + 1})", submit, apply)
         return Job("Generate", [make_step(v) for v in range(variants)], worker)
 
     def done_message(self, job):
         read_as = f" (read as '{job.read_as[0]}')" if job.read_as else ""
-        return f"MotionGPT: {', '.join(job.results)}{read_as}{job.plan_note()}"
+        return f"MotionGPT: {', '.join(job.results)}{key_note(job.results)}{read_as}{job.plan_note()}"
 
 
 class MOTIONGPT_OT_inbetween(_JobOperator, bpy.types.Operator):
@@ -849,6 +871,7 @@ class MOTIONGPT_OT_batch(_JobOperator, bpy.types.Operator):
                            "(delete their actions to generate them again)")
         seconds = None if settings.auto_duration else settings.seconds
         seed, layout, in_place, name = settings.seed, settings.batch_layout, settings.in_place, armature.name
+        keys = key_options(settings)
         worker = worker_for(context)
 
         def make_step(line: int, prompt: str) -> Step:
@@ -857,7 +880,7 @@ class MOTIONGPT_OT_batch(_JobOperator, bpy.types.Operator):
 
             def apply(motion, reply):
                 return _place_batch_clip(_armature_by_name(name), motion, bone_map, prompt, batch_key, line,
-                                         layout, in_place, plan_property(reply))
+                                         layout, in_place, plan_property(reply), keys)
             return Step(f"'{prompt}'", submit, apply)
         return Job("Batch", [make_step(i, p) for i, p in todo], worker)
 
@@ -866,7 +889,7 @@ class MOTIONGPT_OT_batch(_JobOperator, bpy.types.Operator):
         extra += f", {self.duplicates} duplicate lines skipped" if getattr(self, "duplicates", 0) else ""
         extra += f", {len(job.read_as)} read with unknown words reworded (e.g. '{job.read_as[0]}')" \
             if job.read_as else ""
-        return f"{job.summary()}{extra}"
+        return f"{job.summary()}{key_note(job.results)}{extra}"
 
 
 def _batch_track(armature):
@@ -879,7 +902,7 @@ def _batch_track(armature):
 
 
 def _place_batch_clip(armature, motion: Motion, bone_map, prompt: str, batch_key: str, line: int,
-                      layout: str, in_place: bool, extra: dict) -> str:
+                      layout: str, in_place: bool, extra: dict, keys: dict | None = None) -> str:
     """Key one batch clip as its own Action, then lay it on the batch NLA track (end to end) or keep
     it as an unassigned Action with a fake user; the armature's active action is left as it was."""
     state = anim_compat.active_state(armature)
@@ -896,7 +919,7 @@ def _place_batch_clip(armature, motion: Motion, bone_map, prompt: str, batch_key
                                        action_name=action_name_for(prompt), in_place=in_place,
                                        properties={"motiongpt_prompt": prompt, "motiongpt_batch": batch_key,
                                                    "motiongpt_target": armature.name, "motiongpt_line": line + 1,
-                                                   **extra})
+                                                   **extra}, **(keys or {}))
         armature.animation_data.action = None
         if layout == 'NLA':
             strip = _batch_track(armature).strips.new(action.name, int(action.frame_range[0]), action)
@@ -962,20 +985,22 @@ class MOTIONGPT_OT_generate_timeline(_JobOperator, bpy.types.Operator):
         bone_map = bone_map_of(context, armature)
         name, in_place, seed = armature.name, settings.in_place, variant_seed(settings.seed, 0)
         rows, record = [dataclasses.asdict(s) for s in segments], timeline_text(segments)
+        keys = key_options(settings)
         worker = worker_for(context)
 
         def apply(motion, reply):
             action = retarget.apply_motion(
                 _armature_by_name(name), motion, bone_map, start_frame=first,
                 action_name=action_name_for(" | ".join(s.text for s in segments)), in_place=in_place,
-                properties={"motiongpt_timeline": record, "motiongpt_seed": seed, **plan_property(reply)})
+                properties={"motiongpt_timeline": record, "motiongpt_seed": seed, **plan_property(reply)},
+                **keys)
             return action.name
         step = Step(f"{len(rows)} rows from frame {first}", lambda w: w.submit("timeline", rows=rows, seed=seed),
                     apply)
         return Job("Generate Timeline", [step], worker)
 
     def done_message(self, job):
-        return f"MotionGPT: {', '.join(job.results)}{job.plan_note()}"
+        return f"MotionGPT: {', '.join(job.results)}{key_note(job.results)}{job.plan_note()}"
 
 
 class MOTIONGPT_OT_timeline_add(bpy.types.Operator):

@@ -62,6 +62,19 @@ class MotionGPTSettings(bpy.types.PropertyGroup):
     bone_map_preset: EnumProperty(name="Preset", items=_preset_items)
     bone_map_file: StringProperty(name="Bone Map File", subtype='FILE_PATH')
     in_place: BoolProperty(name="In Place", default=False, description="Drop the horizontal root motion")
+    keys: EnumProperty(
+        name="Keys", default='EVERY_FRAME',
+        items=(('EVERY_FRAME', "Every Frame", "One key per frame on every channel (exact)"),
+               ('SPARSE', "Sparse", "The fewest Bezier keys that keep every bone within the tolerances, "
+                "easier to edit (Generate, Batch and Timeline; In-between and Continue key every frame)")))
+    key_rotation_tolerance: FloatProperty(name="Rotation Tolerance", default=1.0, min=0.01, max=45.0,
+                                          soft_max=5.0, precision=2,
+                                          description="Sparse keys: how far (degrees) a bone's rotation may "
+                                          "differ from the every-frame motion")
+    key_location_tolerance: FloatProperty(name="Location Tolerance", default=5.0, min=0.01, max=1000.0,
+                                          soft_max=50.0, precision=1,
+                                          description="Sparse keys: how far (millimetres) the root's location may "
+                                          "differ from the every-frame motion")
     inbetween_prompt: StringProperty(name="Steer", default="",
                                      description="Optional words that steer the in-between, e.g. 'jumps'")
     continue_seconds: FloatProperty(name="Continue By", default=2.0, min=0.2, max=30.0, unit='TIME_ABSOLUTE')

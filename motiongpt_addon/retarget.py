@@ -39,6 +39,8 @@ an error.
 """
 from __future__ import annotations
 
+import math
+
 import bpy
 import numpy as np
 
@@ -46,11 +48,14 @@ from engine.bone_maps import BoneMap, detect_bone_map, load_bone_map
 from engine.errors import MotionError
 from engine.motion import JOINT_NAMES, MODEL_FPS, NUM_JOINTS, Motion, fill_missing_joints
 
-from . import anim_compat
+from . import anim_compat, key_reduction
 from .skeleton_fit import (AIM_CANDIDATES, LEGS, RigSkeleton, RigSpace, engine_to_blender, fit_motion,
                            rotation_channels)
 from . import skeleton_fit
 
+KEY_MODES = ("EVERY_FRAME", "SPARSE")
+ROTATION_TOLERANCE = math.radians(1.0)   # Sparse keys: radians of a bone's rotation
+LOCATION_TOLERANCE = 0.005               # Sparse keys: metres of the root's location
 MIN_EXTENT = 1e-6           # metres / rig units: a scale or a spread below this is treated as zero
 
 # Bone names of the SMPL armature ``create_smpl_armature`` builds: the SMPL FBX/BVH names, so the
@@ -232,15 +237,20 @@ def scene_fps(scene) -> float:
 
 def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int | None = None,
                  action_name: str | None = None, in_place: bool = False,
-                 clean_feet: bool = True, properties: dict | None = None) -> bpy.types.Action:
+                 clean_feet: bool = True, properties: dict | None = None, keys: str = "EVERY_FRAME",
+                 rotation_tolerance: float = ROTATION_TOLERANCE,
+                 location_tolerance: float = LOCATION_TOLERANCE) -> bpy.types.Action:
     """Key ``motion`` onto ``armature_obj`` as a new Action and assign it; returns the Action.
 
     motion: ``engine.Motion`` (T, 22, 3) metres, Y up, any fps; resampled to the scene's fps (local
     rotations by Slerp) with keys from ``start_frame`` (default: the current frame). The previous
     action goes onto a new, muted NLA track. ``in_place`` drops the horizontal root motion;
     ``clean_feet`` holds planted feet still. ``properties`` are set on the Action (ID properties:
-    strings, or ints within 32 bits) before it is returned. Raises MotionError (or the error of a
-    property that cannot be stored), leaving the scene unchanged.
+    strings, or ints within 32 bits) before it is returned. ``keys``: 'EVERY_FRAME' (one LINEAR key
+    per frame and channel) or 'SPARSE' (per property of a bone, the fewest Bezier keys with ALIGNED
+    handles that keep its rotation within ``rotation_tolerance`` radians and the root's location
+    within ``location_tolerance`` metres of every frame; see ``key_reduction``). Raises MotionError
+    (or the error of a property that cannot be stored), leaving the scene unchanged.
     """
     _check_armature(armature_obj)
     if not isinstance(motion, Motion):
@@ -250,14 +260,23 @@ def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int |
     if not np.isfinite(motion.joints).all():
         bad = int(np.argwhere(~np.isfinite(motion.joints))[0][0])
         raise MotionError(f"the motion has NaN or infinite joint positions (first at frame {bad})")
+    if keys not in KEY_MODES:
+        raise MotionError(f"keys must be one of {', '.join(KEY_MODES)}, not {keys!r}")
+    if keys == "SPARSE" and not (rotation_tolerance > 0 and location_tolerance > 0):
+        raise MotionError("Sparse keys need tolerances above zero")
     check_editable(armature_obj)
     rig = rig_skeleton(armature_obj, check_rig(armature_obj, bone_map))
     check_keyable(armature_obj, [rig.bone_names[b] for b in rig.driven_bones()])
 
     scene = bpy.context.scene
     fps = scene_fps(scene)
-    track = fit_motion(motion.joints, motion.fps, rig, clean_feet=clean_feet, in_place=in_place,
-                       space=rig_space(armature_obj, rig))
+    space = rig_space(armature_obj, rig)
+    track = fit_motion(motion.joints, motion.fps, rig, clean_feet=clean_feet, in_place=in_place, space=space)
+    sparse = keys == "SPARSE"
+    # a pose bone's location is in armature units (rotated); world = armature x the object's scale
+    location_units = location_tolerance / (space.metres_per_unit
+                                           * max(float(np.linalg.norm(space.matrix[:3, :3], axis=0).max()),
+                                                 MIN_EXTENT))
     track = track.resample(fps)
     start = scene.frame_current if start_frame is None else int(start_frame)
     frames = start + np.arange(track.rotations.shape[0], dtype=np.float64)
@@ -270,10 +289,11 @@ def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int |
         for column, bone in enumerate(track.bones):
             pose_bone = armature_obj.pose.bones[rig.bone_names[bone]]
             prop, values = rotation_channels(track.rotations[:, column], pose_bone.rotation_mode)
-            _key_property(channels, pose_bone, prop, frames, values, keyable_channels(pose_bone, prop, 4))
+            _key_property(channels, pose_bone, prop, frames, values, keyable_channels(pose_bone, prop, 4),
+                          rotation_tolerance if sparse else None)
             if bone == track.root_bone:
                 _key_property(channels, pose_bone, "location", frames, track.root_location,
-                              keyable_channels(pose_bone, "location", 3))
+                              keyable_channels(pose_bone, "location", 3), location_units if sparse else None)
         for key, value in (properties or {}).items():
             action[key] = value
     except Exception:
@@ -291,14 +311,42 @@ def _locked_rotation(pose_bone, prop: str) -> tuple[bool, ...]:
     return (locked,) * 4
 
 
+_REDUCTION_KIND = {"rotation_quaternion": "quaternion", "rotation_axis_angle": "axis_angle",
+                   "rotation_euler": "euler", "location": "location"}
+
+
 def _key_property(channels, pose_bone, prop: str, frames: np.ndarray, values: np.ndarray,
-                  keyable: tuple[bool, ...]) -> None:
+                  keyable: tuple[bool, ...], tolerance: float | None = None) -> None:
+    """Key the channels of ``prop``: every frame (LINEAR) when ``tolerance`` is None, else the
+    property's channels reduced together to sparse Bezier keys within ``tolerance``."""
+    if not any(keyable[:values.shape[1]]):
+        return
     data_path = pose_bone.path_from_id(prop)
+    reduced = None
+    if tolerance is not None:
+        reduced = key_reduction.reduce_keys(frames, values, tolerance, _REDUCTION_KIND[prop])
     for index in range(values.shape[1]):
         if not keyable[index]:
             continue
         fcurve = anim_compat.new_fcurve(channels, data_path, index, pose_bone.name)
-        anim_compat.write_keys(fcurve, frames, values[:, index])
+        if reduced is None:
+            anim_compat.write_keys(fcurve, frames, values[:, index])
+        else:
+            anim_compat.write_bezier_keys(fcurve, reduced.frames, reduced.values[:, index],
+                                          reduced.left[:, index], reduced.right[:, index])
+
+
+def key_counts(action) -> tuple[int, int]:
+    """(keys, keys had every frame been keyed) of ``action``: the second counts one key per frame
+    from each F-Curve's first key to its last."""
+    keys = every_frame = 0
+    for fcurve in anim_compat.action_fcurves(action):
+        points = fcurve.keyframe_points
+        if not len(points):
+            continue
+        keys += len(points)
+        every_frame += int(round(points[-1].co[0] - points[0].co[0])) + 1
+    return keys, every_frame
 
 
 # ----------------------------------------------------------------------------- read

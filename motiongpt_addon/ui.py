@@ -52,6 +52,12 @@ class VIEW3D_PT_motiongpt(bpy.types.Panel):
         row.prop(settings, "seed")
         row.prop(settings, "variants")
         column.prop(settings, "in_place")
+        row = column.row(align=True)
+        row.prop(settings, "keys", expand=True)
+        if settings.keys == 'SPARSE':
+            row = column.row(align=True)
+            row.prop(settings, "key_rotation_tolerance", text="Degrees")
+            row.prop(settings, "key_location_tolerance", text="mm")
         column.operator(operators.MOTIONGPT_OT_generate.bl_idname, icon='PLAY')
 
 
