@@ -26,7 +26,7 @@ from ..errors import MotionError
 from ..motion import MODEL_FPS, Motion
 from .segments import MAX_TIMELINE_SECONDS, Segment, check_segments, describe_plan
 
-SEAM_FRAMES = 4          # frames replaced on each side of a seam (0.2 s each, 0.4 s in all)
+SEAM_FRAMES = 6          # frames replaced on each side of a seam (0.3 s each, 0.6 s in all)
 LAYER_BLEND_FRAMES = 6   # frames over which a layer fades in and out (0.3 s)
 SPINE3, NECK = 9, 12
 # spine3 and up: neck, collars, head, shoulders, elbows, wrists (SMPL joint order).
