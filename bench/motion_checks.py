@@ -5,7 +5,7 @@ joints (T, 22, 3) in metres, Y up, SMPL order, at 20 fps (``engine.Motion`` resa
 True when the motion shows the action. Thresholds are calibrated on real takes of Bandai Namco
 dataset 1 (``python bench/motion_checks.py`` prints the table: each check on takes of each action).
 
-Directions: the facing of a pose comes from its hips and shoulders (``engine.model.heading_angle``:
+Directions: the facing of a pose comes from its hips and shoulders (``engine.model.heading_angles``:
 0 = facing +Z, growing when the person turns to their left).
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ L_SHOULDER, R_SHOULDER, L_WRIST, R_WRIST = 16, 17, 20, 21
 
 def heading(joints: np.ndarray) -> np.ndarray:
     """(T,) unwrapped yaw of the facing, radians (left turns increase it)."""
-    across = (joints[:, 2] - joints[:, 1]) + (joints[:, 17] - joints[:, 16])
-    return np.unwrap(np.arctan2(across[:, 2], -across[:, 0]))
+    from engine.model import heading_angles
+    return np.unwrap(heading_angles(joints))
 
 
 def facing(joints: np.ndarray) -> np.ndarray:

@@ -127,18 +127,27 @@ CONFIG_RULES = {
 
 # ----------------------------------------------------------------------------- geometry
 
+def heading_angles(joints: np.ndarray) -> np.ndarray:
+    """Yaw (radians about +Y) of the facing of each pose of joints (..., 22, 3), from the hips
+    and shoulders; 0 = facing +Z, growing as the person turns to their left. Shape (...)."""
+    joints = np.asarray(joints, dtype=np.float64)
+    across = (joints[..., 2, :] - joints[..., 1, :]) + (joints[..., 17, :] - joints[..., 16, :])
+    return np.arctan2(across[..., 2], -across[..., 0])          # forward = up x across = (az, 0, -ax)
+
+
 def heading_angle(pose: np.ndarray) -> float:
     """Yaw (radians about +Y) of a (22, 3) pose's facing direction; 0 = facing +Z."""
-    across = (pose[2] - pose[1]) + (pose[17] - pose[16])        # right minus left, hips + shoulders
-    forward = np.cross(np.array([0.0, 1.0, 0.0]), across)
-    return float(math.atan2(forward[0], forward[2]))
+    return float(heading_angles(pose))
 
 
-def rotate_about_y(points: np.ndarray, angle: float) -> np.ndarray:
-    """Turn (..., 3) points by ``angle`` radians about +Y (a heading of 0 becomes ``angle``)."""
-    c, s = math.cos(angle), math.sin(angle)
+def rotate_about_y(points: np.ndarray, angle) -> np.ndarray:
+    """Turn (..., 3) points by ``angle`` radians about +Y (a heading of 0 becomes ``angle``); an
+    array of angles turns each leading index by its own ((T,) angles for (T, J, 3) points)."""
+    angle = np.asarray(angle, dtype=np.float64)
+    angle = angle.reshape(angle.shape + (1,) * (np.ndim(points) - 1 - angle.ndim))
+    c, s = np.cos(angle), np.sin(angle)
     out = np.array(points, dtype=np.float64, copy=True)
-    x, z = points[..., 0], points[..., 2]
+    x, z = out[..., 0].copy(), out[..., 2].copy()
     out[..., 0] = c * x + s * z
     out[..., 2] = -s * x + c * z
     return out

@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import MotionError
+from ..model import check_seed, heading_angles, place_on, rotate_about_y
 from ..motion import MODEL_FPS, Motion
 from .segments import MAX_TIMELINE_SECONDS, Segment, check_segments, describe_plan
 
@@ -44,21 +45,6 @@ class ComposedTimeline:
     plan: str
 
 
-def _heading(joints: np.ndarray) -> np.ndarray:
-    """(T,) yaw of each pose's facing (radians about +Y; 0 = facing +Z), from hips and shoulders."""
-    across = (joints[:, 2] - joints[:, 1]) + (joints[:, 17] - joints[:, 16])
-    return np.arctan2(across[:, 2], -across[:, 0])   # as engine.model.heading_angle, per frame
-
-
-def _rotate_y(points: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """Turn (T, J, 3) points by per-frame ``angles`` (T,) radians about +Y."""
-    c, s = np.cos(angles)[:, None], np.sin(angles)[:, None]
-    out = points.copy()
-    out[..., 0] = c * points[..., 0] + s * points[..., 2]
-    out[..., 2] = -s * points[..., 0] + c * points[..., 2]
-    return out
-
-
 def _fade(frames: int, at_start: bool, at_end: bool) -> np.ndarray:
     """(frames,) weights: 1 inside, rising over LAYER_BLEND_FRAMES from 0 unless at the motion's
     start, falling to 0 at the end unless at the motion's end."""
@@ -77,8 +63,8 @@ def layer_upper_body(base: np.ndarray, donor: np.ndarray, weight: np.ndarray) ->
     """``base`` (T, 22, 3) with the upper body (spine3 and up) of ``donor`` (T, 22, 3), blended by
     ``weight`` (T,) in [0, 1]. The donor's upper body is taken relative to its spine3 and its
     heading, and put on the base's spine3 with the base's heading; legs and root are the base's."""
-    turn = _heading(base) - _heading(donor)
-    relative = _rotate_y(donor[:, UPPER_JOINTS] - donor[:, SPINE3:SPINE3 + 1], turn)
+    turn = heading_angles(base) - heading_angles(donor)
+    relative = rotate_about_y(donor[:, UPPER_JOINTS] - donor[:, SPINE3:SPINE3 + 1], turn)
     placed = relative + base[:, SPINE3:SPINE3 + 1]
     out = base.copy()
     w = weight[:, None, None]
@@ -90,7 +76,6 @@ def _place_after(joints: np.ndarray, previous: np.ndarray, frames_between: int) 
     """``joints`` (a generated motion starting at the origin) turned and moved on the ground so
     that it continues ``previous`` (its last frame's heading; its root moved on at the last
     frame's ground velocity for ``frames_between`` + 1 frames)."""
-    from ..model import place_on
     velocity = previous[-1, 0] - previous[-2, 0] if len(previous) > 1 else np.zeros(3)
     target = previous[-1].copy()
     target[:, [0, 2]] += velocity[[0, 2]] * (frames_between + 1)
@@ -127,7 +112,6 @@ def compose_timeline(model, segments: Sequence[Segment], seed: int | None = None
     """Generate ``segments`` (see ``engine.timeline.segments``) with ``model`` (an
     ``engine.MotionGPT``) into one Motion at 20 fps; time 0 of the motion is time 0 of the
     timeline. Raises ``MotionError`` naming the row for bad rows and for a result past 60 s."""
-    from ..model import check_seed
     rows = check_segments(segments, source)
     seed = check_seed(seed)
     fps = MODEL_FPS
@@ -179,7 +163,6 @@ def compose_timeline(model, segments: Sequence[Segment], seed: int | None = None
         if rows[i].part == "upper":
             joints[start:end] = layer_upper_body(joints[start:end], donor, weight)
         else:
-            from ..model import place_on
             under = place_on(donor, 0, joints[start], floor=0.0)
             lowered = layer_upper_body(under, joints[start:end], np.ones(end - start))
             w = weight[:, None, None]

@@ -11,8 +11,8 @@ import pytest
 from engine.bvh import read_bvh
 from engine.errors import MotionError
 from engine.timeline import Segment, check_segments, parse_timeline, plan_prompt, read_timeline_file
-from engine.timeline.compose import (LOWER_JOINTS, SEAM_FRAMES, SPINE3, UPPER_JOINTS, _heading, compose_timeline,
-                                     layer_upper_body)
+from engine.model import heading_angles
+from engine.timeline.compose import LOWER_JOINTS, SEAM_FRAMES, SPINE3, UPPER_JOINTS, compose_timeline, layer_upper_body
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -138,7 +138,7 @@ def test_upper_body_layer_keeps_the_legs_and_takes_the_arms(walk_and_wave):
     np.testing.assert_array_equal(layered[:, LOWER_JOINTS], walk[:, LOWER_JOINTS])   # feet, root: the walk's
     np.testing.assert_array_equal(layered[:, SPINE3], walk[:, SPINE3])
     # the arms relative to spine3 are the wave's, turned by the heading difference
-    turn = _heading(walk) - _heading(wave)
+    turn = heading_angles(walk) - heading_angles(wave)
     for frame in (0, len(walk) // 2, len(walk) - 1):
         c, s = np.cos(turn[frame]), np.sin(turn[frame])
         rotation = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
