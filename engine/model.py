@@ -467,6 +467,31 @@ class MotionGPT:
         curve = curve if include_boundaries else curve[1:-1]
         return Motion(curve.astype(np.float32), MODEL_FPS)
 
+    def inbetween_many(self, gaps: Sequence[tuple], seeds: Sequence[int | None] | None = None) -> list[Motion]:
+        """Several in-betweens without text, their generations in one batch: ``gaps`` is a list of
+        ``(before, after, frames)`` as for ``inbetween``, gap i sampled with ``seeds[i]``. Returns one
+        Motion of exactly ``frames`` new frames per gap, with ``inbetween``'s guarantee at both ends."""
+        seeds = [None] * len(gaps) if seeds is None else [check_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds)]
+        if len(seeds) != len(gaps):
+            raise MotionError(f"seeds: {len(seeds)} seeds for {len(gaps)} gaps")
+        step, curves, batch = self.config.frames_per_token, [None] * len(gaps), []
+        for i, (before, after, frames) in enumerate(gaps):
+            if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or not 1 <= frames <= MAX_SECONDS * MODEL_FPS:
+                raise MotionError(f"gap {i}: frames must be a positive integer of at most {MAX_SECONDS:g} s, got {frames!r}")
+            before = as_motion(before, f"gap {i} before").joints.astype(np.float64)
+            after = as_motion(after, f"gap {i} after").joints.astype(np.float64)
+            masked = max(1, round((frames + 1) / step))
+            if frames < SHORT_GAP_FRAMES or masked > self.config.max_motion_tokens - 2 * self.config.inbetween_context_tokens:
+                curves[i] = self._fill(before, after, int(frames), None, seeds[i])
+            else:
+                batch.append((i, before, after, int(frames), masked, self._gap_windows(before, after)))
+        if batch:
+            codes = self._generate_masked([w[2] for *_, w in batch], [m for *_, m, _ in batch],
+                                          [w[3] for *_, w in batch], None, [seeds[i] for i, *_ in batch])
+            for (i, before, after, frames, masked, windows), gap_codes in zip(batch, codes):
+                curves[i] = self._place_gap(before, after, frames, masked, windows, gap_codes)
+        return [Motion(curve[1:-1].astype(np.float32), MODEL_FPS) for curve in curves]
+
     def _fill(self, before: np.ndarray, after: np.ndarray, frames: int, caption: str | None,
               seed: int | None) -> np.ndarray:
         """(frames + 2, 22, 3): before[-1], the gap, after[0]."""
@@ -482,11 +507,25 @@ class MotionGPT:
             rest = self._fill(np.concatenate([before, extension]), after, frames - extra, caption,
                               derived_seed(seed, 200))
             return np.concatenate([[before[-1]], extension, rest[1:]])
-        window_before = context_window(before, context_tokens, step, at_end=True)
-        window_after = context_window(after, context_tokens, step, at_end=False)
+        windows = self._gap_windows(before, after)
+        codes = self._generate_masked([windows[2]], [masked], [windows[3]], [caption], [seed])[0]
+        return self._place_gap(before, after, frames, masked, windows, codes)
+
+    def _gap_windows(self, before: np.ndarray, after: np.ndarray) -> tuple:
+        """(window before, window after, their codes) shown to the model around a gap."""
+        config, step = self.config, self.config.frames_per_token
+        window_before = context_window(before, config.inbetween_context_tokens, step, at_end=True)
+        window_after = context_window(after, config.inbetween_context_tokens, step, at_end=False)
         codes_before, codes_after = self.tokenizer.encode_batch([Motion(window_before, MODEL_FPS),
                                                                  Motion(window_after, MODEL_FPS)])
-        codes = self._generate_masked(codes_before, masked, codes_after, caption, seed)
+        return window_before, window_after, codes_before, codes_after
+
+    def _place_gap(self, before: np.ndarray, after: np.ndarray, frames: int, masked: int, windows: tuple,
+                   codes: np.ndarray) -> np.ndarray:
+        """The generated codes of [before window, gap, after window] decoded and placed at both ends
+        (see the module docstring): (frames + 2, 22, 3) from before[-1] to after[0]."""
+        config, step = self.config, self.config.frames_per_token
+        window_before, window_after, codes_before, _ = windows
         decoded = self.tokenizer.decode(codes).joints.astype(np.float64)
         first_anchor = step * len(codes_before)                      # decoded before[-1]
         last_anchor = step * (len(codes_before) + masked)            # decoded after[0]
@@ -505,17 +544,22 @@ class MotionGPT:
         curve[0], curve[-1] = before[-1], after[0]   # equal already up to rounding; make it exact
         return curve
 
-    def _generate_masked(self, before: np.ndarray, masked: int, after: np.ndarray, caption: str | None,
-                         seed: int | None) -> np.ndarray:
-        """All codes of [before, masked new codes, after]; the known codes are forced."""
+    def _generate_masked(self, before: Sequence[np.ndarray], masked: Sequence[int], after: Sequence[np.ndarray],
+                         captions: Sequence[str | None] | None, seeds: Sequence[int | None]) -> list[np.ndarray]:
+        """For each row, all codes of [before, masked new codes, after] (the known codes forced),
+        the rows generated as one batch."""
         from .lm import INBETWEEN_PROMPT, STEERED_INBETWEEN_PROMPT
 
-        motion = self.lm.vocab.masked_string(before, masked, after)
-        prompt = INBETWEEN_PROMPT.format(motion=motion) if caption is None else \
-            self.lm.fit_prompt(STEERED_INBETWEEN_PROMPT, caption, "text", motion=motion)
-        total = len(before) + masked + len(after)
-        return self.lm.generate_motion([prompt], [total], [total], [derived_seed(seed, 0)], self.config.top_k,
-                                       self.config.temperature, prefix_codes=[before], suffix_codes=[after])[0]
+        captions = captions or [None] * len(before)
+        prompts, totals = [], []
+        for codes_before, count, codes_after, caption in zip(before, masked, after, captions):
+            motion = self.lm.vocab.masked_string(codes_before, count, codes_after)
+            prompts.append(INBETWEEN_PROMPT.format(motion=motion) if caption is None else
+                           self.lm.fit_prompt(STEERED_INBETWEEN_PROMPT, caption, "text", motion=motion))
+            totals.append(len(codes_before) + count + len(codes_after))
+        return self.lm.generate_motion(prompts, totals, totals, [derived_seed(seed, 0) for seed in seeds],
+                                       self.config.top_k, self.config.temperature, prefix_codes=list(before),
+                                       suffix_codes=list(after))
 
 
 def context_window(joints: np.ndarray, max_tokens: int, step: int, at_end: bool) -> np.ndarray:

@@ -82,19 +82,26 @@ def _place_after(joints: np.ndarray, previous: np.ndarray, frames_between: int) 
     return place_on(joints, 0, target, floor=0.0)
 
 
-def _join(model, before: np.ndarray, after: np.ndarray, gap: int, seed: int | None) -> np.ndarray:
-    """``before`` + a seam + ``after`` (already placed): the last/first SEAM_FRAMES frames of each
-    (fewer for short rows) and ``gap`` frames between them are refilled by the model's in-between."""
-    cut_before = min(SEAM_FRAMES, max(0, (len(before) - 1) // 2))
-    cut_after = min(SEAM_FRAMES, max(0, (len(after) - 1) // 2))
-    kept_before = before[:len(before) - cut_before]
-    kept_after = after[cut_after:]
-    frames = gap + cut_before + cut_after
-    if frames == 0:
-        return np.concatenate([kept_before, kept_after])
-    fill = model.inbetween(Motion(kept_before.astype(np.float32), MODEL_FPS),
-                           Motion(kept_after.astype(np.float32), MODEL_FPS), frames, seed=seed).joints
-    return np.concatenate([kept_before, fill.astype(np.float64), kept_after])
+def _join(model, pieces: list[np.ndarray], gaps: list[int], seeds: list[int | None]) -> np.ndarray:
+    """Placed rows ``pieces`` end to end, ``gaps[k]`` frames between piece k and k + 1: at each
+    seam the last/first SEAM_FRAMES frames of the two pieces (fewer for short rows) and the gap are
+    refilled by the model's in-between, all seams in one batch (seam k with ``seeds[k]``)."""
+    cuts = [(min(SEAM_FRAMES, max(0, (len(a) - 1) // 2)), min(SEAM_FRAMES, max(0, (len(b) - 1) // 2)))
+            for a, b in zip(pieces, pieces[1:])]
+    seams = [k for k, (gap, (cut_a, cut_b)) in enumerate(zip(gaps, cuts)) if gap + cut_a + cut_b > 0]
+    fills = model.inbetween_many([(Motion(pieces[k][:len(pieces[k]) - cuts[k][0]].astype(np.float32), MODEL_FPS),
+                                   Motion(pieces[k + 1][cuts[k][1]:].astype(np.float32), MODEL_FPS),
+                                   gaps[k] + cuts[k][0] + cuts[k][1]) for k in seams],
+                                 [seeds[k] for k in seams]) if seams else []
+    fill_of = dict(zip(seams, (fill.joints.astype(np.float64) for fill in fills)))
+    parts = []
+    for k, piece in enumerate(pieces):
+        first = cuts[k - 1][1] if k > 0 else 0
+        last = len(piece) - (cuts[k][0] if k < len(cuts) else 0)
+        parts.append(piece[first:last])
+        if k in fill_of:
+            parts.append(fill_of[k])
+    return np.concatenate(parts)
 
 
 def _generate(model, segments: list[Segment], indices: list[int], seconds: list[float | None],
@@ -120,24 +127,24 @@ def compose_timeline(model, segments: Sequence[Segment], seed: int | None = None
     early = whole + [i for i in layers if rows[i].seconds is not None]
     generated = _generate(model, rows, early, [rows[i].seconds for i in early], seed)
 
-    # whole-body rows end to end
+    # whole-body rows end to end: placed one after another, then the seams filled in one batch
     spans: dict[int, tuple[int, int]] = {}
-    joints: np.ndarray | None = None
+    pieces: list[np.ndarray] = []
+    gaps: list[int] = []
     for i in whole:
         clip = generated[i]
-        start = len(joints) if joints is not None else 0
-        if rows[i].start is not None:
-            start = int(round(rows[i].start * fps))
-        if joints is None:
-            joints = np.concatenate([np.repeat(clip[:1], start, axis=0), clip])
+        end = spans[whole[len(pieces) - 1]][1] if pieces else 0
+        start = end if rows[i].start is None else int(round(rows[i].start * fps))
+        if not pieces:
+            pieces.append(np.concatenate([np.repeat(clip[:1], start, axis=0), clip]))   # the first pose held
         else:
-            gap = start - len(joints)
-            if gap < 0:
-                raise MotionError(f"{source} row {i + 1}: starts at {rows[i].start:g} s, before the whole-body "
-                                  f"row before it ends ({len(joints) / fps:g} s)")
-            joints = _join(model, joints, _place_after(clip, joints, gap), gap,
-                           None if seed is None else seed + i)
+            if start < end:
+                raise MotionError(f"{source} row {i + 1}: starts at {start / fps:g} s, before the whole-body "
+                                  f"row before it ends ({end / fps:g} s)")
+            gaps.append(start - end)
+            pieces.append(_place_after(clip, pieces[-1], gaps[-1]))
         spans[i] = (start, start + len(clip))
+    joints = _join(model, pieces, gaps, [None if seed is None else seed + i for i in whole[1:]])
     if len(joints) > MAX_TIMELINE_SECONDS * fps + 1e-6:
         raise MotionError(f"{source}: the rows make {len(joints) / fps:.1f} s of motion, past the "
                           f"{MAX_TIMELINE_SECONDS:g} s limit; give shorter lengths")

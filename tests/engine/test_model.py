@@ -185,3 +185,20 @@ def test_text_to_motion_batch_with_a_seed_per_row(model):
         model.text_to_motion_batch(["a", "b"], None, seed=[1])
     with pytest.raises(MotionError, match=r"seed\[1\]"):
         model.text_to_motion_batch(["a", "b"], None, seed=[1, -1])
+
+
+def test_inbetween_many_fills_each_gap_in_one_batch(model, clip):
+    """inbetween_many: exactly `frames` new frames per gap, each generated gap placed like inbetween
+    (the curve with its boundaries starts at before[-1] and ends at after[0]); short gaps interpolated."""
+    before, after = clip[:40], clip[60:100]
+    gaps = model.inbetween_many([(before, after, 20), (before, after, 2), (before[:1], after[:1], 12)], seeds=[0, 1, 2])
+    assert [g.num_frames for g in gaps] == [20, 2, 12]
+    for gap, (b, a) in zip(gaps, [(before, after), (before, after), (before[:1], after[:1])]):
+        assert np.isfinite(gap.joints).all()
+        step_in = np.linalg.norm(gap.joints[0] - b.joints[-1], axis=-1).max()
+        step_out = np.linalg.norm(a.joints[0] - gap.joints[-1], axis=-1).max()
+        assert step_in < 0.5 and step_out < 0.5
+    with pytest.raises(MotionError, match="gap 0: frames must be a positive integer"):
+        model.inbetween_many([(before, after, 0)])
+    with pytest.raises(MotionError, match="seeds: 1 seeds for 2 gaps"):
+        model.inbetween_many([(before, after, 8), (before, after, 8)], seeds=[1])
