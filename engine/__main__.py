@@ -57,24 +57,62 @@ def register(name: str, run: Callable[[argparse.Namespace], int | None],
 # ----------------------------------------------------------------------------- info, features
 
 def add_bvh_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bvh", type=Path, metavar="FILE.bvh", help="motion capture file")
+    parser.add_argument("bvh", type=Path, metavar="FILE.bvh|FILE.amc", help="motion capture file (BVH or Acclaim AMC)")
     parser.add_argument("--bone-map", default=None, metavar="NAME|FILE.json",
                         help="how the file's bones map onto the 22 SMPL joints (default: detected)")
+    add_asf_arguments(parser)
+
+
+def add_asf_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--asf", type=Path, default=None, metavar="FILE.asf",
+                        help="the Acclaim skeleton of an .amc file (default: the .asf beside it whose name "
+                             "starts the .amc's name, or the only one there)")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="frame rate of an .amc file, which does not store it (default 120, as CMU and HDM05)")
+
+
+def read_acclaim(path: Path, asf: Path | None = None, bone_map=None, fps: float | None = None):
+    """(Motion, AsfSkeleton, BoneMap) of an .amc file and its ASF (``--asf`` or ``engine.asf.find_asf``)."""
+    from .asf import DEFAULT_FPS, acclaim_bone_map, asf_amc_to_motion, find_asf, read_amc, read_asf
+    from .bone_maps import load_bone_map
+    skeleton = read_asf(asf if asf is not None else find_asf(path))
+    motion = asf_amc_to_motion(skeleton, read_amc(path, skeleton), bone_map, DEFAULT_FPS if fps is None else fps)
+    return motion, skeleton, acclaim_bone_map() if bone_map is None else load_bone_map(bone_map)
+
+
+def check_acclaim_options(path: Path, args: argparse.Namespace) -> bool:
+    """True for an .amc file; --asf / --fps given for any other file is a MotionError."""
+    if path.suffix.lower() == ".amc":
+        return True
+    if path.suffix.lower() == ".asf":
+        raise MotionError(f"{path}: an .asf file is a skeleton without motion; give its .amc motion file "
+                          f"(with --asf {path})")
+    for option in ("asf", "fps"):
+        if getattr(args, option, None) is not None:
+            raise MotionError(f"--{option} is for Acclaim .amc motion files, not {path}")
+    return False
 
 
 def run_info(args: argparse.Namespace) -> int:
     """Print a BVH file's frames, frame rate, duration and the bone map used (SMPL joint <- BVH joint)."""
     from .bone_maps import detect_bone_map, load_bone_map
     from .bvh import bvh_to_motion, read_bvh_file
-    bvh_file = read_bvh_file(args.bvh)
-    motion = bvh_to_motion(bvh_file, args.bone_map, source=str(args.bvh))  # checks the map and the motion
-    bone_map = detect_bone_map(bvh_file.names) if args.bone_map is None else load_bone_map(args.bone_map)
-    print(f"file      {args.bvh}")
+    if check_acclaim_options(args.bvh, args):
+        motion, skeleton, bone_map = read_acclaim(args.bvh, args.asf, args.bone_map, args.fps)
+        names = skeleton.names
+        print(f"file      {args.bvh}")
+        print(f"skeleton  {skeleton.source}")
+    else:
+        bvh_file = read_bvh_file(args.bvh)
+        motion = bvh_to_motion(bvh_file, args.bone_map, source=str(args.bvh))  # checks the map and the motion
+        bone_map = detect_bone_map(bvh_file.names) if args.bone_map is None else load_bone_map(args.bone_map)
+        names = bvh_file.names
+        print(f"file      {args.bvh}")
     print(f"frames    {motion.num_frames}")
     print(f"fps       {motion.fps:g}")
     print(f"duration  {motion.duration:.3f} s")
     print(f"bone map  {bone_map.source} ({'detected' if args.bone_map is None else 'given'}): {bone_map.name}")
-    for joint, bvh_joint in bone_map.resolve(bvh_file.names).items():
+    for joint, bvh_joint in bone_map.resolve(names).items():
         print(f"  {joint:<14} <- {bvh_joint}")
     return 0
 
@@ -92,7 +130,10 @@ def run_features(args: argparse.Namespace) -> int:
     prepare_output(args.out, "--out")
     import numpy as np
     from .bvh import read_bvh
-    motion = read_bvh(args.bvh, bone_map=args.bone_map).resample(MODEL_FPS)
+    if check_acclaim_options(args.bvh, args):
+        motion = read_acclaim(args.bvh, args.asf, args.bone_map, args.fps)[0].resample(MODEL_FPS)
+    else:
+        motion = read_bvh(args.bvh, bone_map=args.bone_map).resample(MODEL_FPS)
     if motion.num_frames < 2:
         raise MotionError(f"{args.bvh}: {motion.num_frames} frame at {MODEL_FPS:g} fps; features need at least 2")
     features = motion.to_features().astype(np.float32)
@@ -105,7 +146,8 @@ def run_features(args: argparse.Namespace) -> int:
     return 0
 
 
-register("info", run_info, add_bvh_arguments, help="frames, fps, duration and bone map of a BVH file")
+register("info", run_info, add_bvh_arguments,
+         help="frames, fps, duration and bone map of a BVH file (or an Acclaim .amc with --asf)")
 register("features", run_features, add_features_arguments, help="HumanML3D 263-d features (20 fps) of a BVH file")
 
 
@@ -135,8 +177,9 @@ def load_model(args: argparse.Namespace):
 MAX_JOINT_METRES = 1e4  # joint positions farther than this from the origin are not metres
 
 
-def read_motion_file(path: Path):
-    """A .bvh file or a .npy of (T, 22, 3) joints at 20 fps -> Motion; MotionError naming the file."""
+def read_motion_file(path: Path, asf: Path | None = None, fps: float | None = None):
+    """A .bvh file, an Acclaim .amc (skeleton: ``asf`` or found beside it, ``fps`` default 120) or a
+    .npy of (T, 22, 3) joints at 20 fps -> Motion; MotionError naming the file."""
     import numpy as np
     from .bvh import read_bvh
     from .files import load_npy
@@ -145,8 +188,10 @@ def read_motion_file(path: Path):
         raise MotionError(f"motion file {path}: is a folder, not a .bvh or .npy file")
     if path.suffix.lower() == ".bvh":
         return read_bvh(path)
+    if path.suffix.lower() == ".amc":
+        return read_acclaim(path, asf, fps=fps)[0]
     if path.suffix.lower() != ".npy":
-        raise MotionError(f"{path}: unsupported motion file (use .bvh or .npy joints)")
+        raise MotionError(f"{path}: unsupported motion file (use .bvh, .amc with its .asf, or .npy joints)")
     try:
         with warnings.catch_warnings():  # e.g. numpy on a header written by Python 2: not the user's concern
             warnings.simplefilter("ignore")
@@ -242,19 +287,22 @@ def run_timeline(args: argparse.Namespace) -> int:
 
 
 def add_describe_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, metavar="FILE", help=".bvh or .npy (T, 22, 3) joints at 20 fps")
+    parser.add_argument("file", type=Path, metavar="FILE", help=".bvh, .amc or .npy (T, 22, 3) joints at 20 fps")
+    add_asf_arguments(parser)
     add_model_argument(parser)
 
 
 def run_describe(args: argparse.Namespace) -> int:
     """Print a caption of a motion file."""
-    motion = read_motion_file(args.file)
+    check_acclaim_options(args.file, args)
+    motion = read_motion_file(args.file, args.asf, args.fps)
     print(load_model(args).describe(motion))
     return 0
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, metavar="FILE", help=".bvh or .npy (T, 22, 3) joints at 20 fps")
+    parser.add_argument("file", type=Path, metavar="FILE", help=".bvh, .amc or .npy (T, 22, 3) joints at 20 fps")
+    add_asf_arguments(parser)
     parser.add_argument("--seconds", type=float, required=True, help="how much motion to add, in seconds")
     add_seed_argument(parser)
     add_out_argument(parser)
@@ -264,7 +312,8 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     """The file's motion (at 20 fps) continued by --seconds."""
     check_output(args.out)
-    motion = read_motion_file(args.file)
+    check_acclaim_options(args.file, args)
+    motion = read_motion_file(args.file, args.asf, args.fps)
     write_motion_file(load_model(args).predict(motion, args.seconds, seed=args.seed), args.out)
     return 0
 
