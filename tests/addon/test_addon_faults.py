@@ -21,6 +21,7 @@ import bpy
 import pytest
 
 from engine.motion import Motion
+from tests.addon.conftest import drive_until
 
 REPO = Path(__file__).resolve().parents[2]
 TORCH_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -105,14 +106,6 @@ def refused(call, *fragments: str) -> str:
 def no_traceback(capfd) -> None:
     err = capfd.readouterr().err
     assert "Traceback" not in err, err
-
-
-def drive_until(operators, condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the job did not get there in time"
-        operators.drive_jobs()
-        time.sleep(0.02)
 
 
 def select_keys(obj, frames) -> None:
