@@ -7,7 +7,8 @@ writes a folder laid out like HumanML3D, which the trainers read:
     DIR/features/<clip>.npy   (T, 263) float32, 20 fps, un-normalised HumanML3D features
     DIR/joints/<clip>.npy     (T, 22, 3) float32, the joints those features decode to (metres, Y up)
     DIR/texts/<clip>.txt      captions, one per line
-    DIR/train.txt, val.txt    clip names, one per line (fixed split, see ``split_of``)
+    DIR/train.txt, val.txt    clip names, one per line (fixed split, see ``split_of_clip``)
+    DIR/test.txt              held-out captures: every take of one HDM05 actor
     DIR/mean.npy, std.npy     statistics fitted on the training clips (engine.Normalizer)
     DIR/meta.json             sources, counts, builder version
 
@@ -162,6 +163,58 @@ def cmu_captions(description: str) -> list[str]:
     return [f"a person: {text}", f"motion of {text}", text]
 
 
+# HDM05 classes (as in the file names) -> (content label, verb phrases). The side is the one the
+# class name gives (R/L); mirrored clips swap it with the captions (``mirror_caption``).
+HDM05_CLASSES = {
+    "depositFloorR": ("put-down", ["bends down and puts an object on the floor with the right hand",
+                                   "puts something down on the floor with the right hand",
+                                   "bends over and sets an object on the ground with the right hand"]),
+    "elbowToKnee1RepsLelbowStart": ("elbow-to-knee", ["touches the left elbow to the right knee",
+                                                      "brings the left elbow down to the raised right knee",
+                                                      "does a crossed elbow-to-knee exercise, left elbow to right knee"]),
+    "grabHighR": ("reach-up", ["reaches up high with the right hand and grabs something",
+                               "stretches the right arm up high to grab something",
+                               "reaches for something up high with the right hand"]),
+    "hopBothLegs1hops": ("hop", ["hops once on both legs", "jumps up once with both feet",
+                                 "does a small jump on both feet"]),
+    "jogLeftCircle4StepsRstart": ("jog-circle", ["jogs in a circle to the left", "jogs four steps, curving to the left",
+                                                 "runs slowly around to the left"]),
+    "kickLFront1Reps": ("front-kick", ["kicks forward with the left leg", "kicks to the front with the left foot",
+                                       "does a front kick with the left leg"]),
+    "lieDownFloor": ("lie-down", ["lies down on the floor", "gets down and lies on the floor",
+                                  "lies down flat on the ground"]),
+    "rotateArmsBothBackward1Reps": ("arm-circles", ["circles both arms backward", "rotates both arms backward once",
+                                                    "makes a backward circle with both arms"]),
+    "sneak2StepsLStart": ("sneak", ["sneaks forward", "sneaks two steps forward", "creeps forward quietly"]),
+    "squat1Reps": ("squat", ["squats down and stands back up", "does a squat", "squats down once"]),
+    "throwBasketball": ("throw", ["throws a basketball", "throws a ball", "throws a ball with both hands"]),
+}
+HDM05_TEST_ACTOR = "mm"       # every take of this actor is held out (a capture never trained on)
+HDM05_MIN_SECONDS = 3.2       # shorter clips (a hop is 0.6 s) are held still before and after to this
+
+# CMU motion-prediction labels (folder names) -> (content label, verb phrases).
+PREDICTION_LABELS = {
+    "basketball": ("basketball", ["plays basketball", "dribbles and shoots a basketball", "plays with a basketball"]),
+    "basketball_signal": ("basketball-signal", ["makes basketball referee signals with the arms",
+                                                "signals like a basketball referee", "gives referee hand signals"]),
+    "directing_traffic": ("directing-traffic", ["directs traffic with the arms", "waves the traffic on like a policeman",
+                                                "directs traffic"]),
+    "jumping": ("jump", ["jumps", "jumps up and down", "jumps forward"]),
+    "running": ("run", ["runs", "runs forward", "jogs forward"]),
+    "soccer": ("soccer", ["plays soccer", "kicks a soccer ball around", "dribbles and kicks a football"]),
+    "walking": ("walk", ["walks", "walks forward", "walks around"]),
+    "walking_extra": ("walk", ["walks", "walks forward", "walks around"]),
+    "washwindow": ("wash-window", ["washes a window", "wipes a window in circles", "cleans a window by hand"]),
+}
+PREDICTION_WINDOW_SECONDS = 10.0     # long prediction takes are cut into windows of this length
+
+
+def phrased_captions(phrases: Sequence[str]) -> list[str]:
+    """Three captions from verb phrases: "a person ...", "someone ...", "the person ..."."""
+    subjects = ("a person", "someone", "the person")
+    return [f"{subjects[i % 3]} {phrase}" for i, phrase in enumerate(phrases)]
+
+
 _SIDE_SWAP = {"left": "right", "right": "left", "Left": "Right", "Right": "Left"}
 
 
@@ -229,6 +282,41 @@ def bandai_labels_of_clip(name: str) -> tuple[str, str] | None:
     return (mirror_caption(content) if mirrored else content), style
 
 
+def content_label_of_clip(name: str) -> str:
+    """The content label a dataset clip shows, for every source: Bandai's content ("bow", mirrored
+    sides swapped), the HDM05 class's and the prediction label's (``HDM05_CLASSES``,
+    ``PREDICTION_LABELS``: "squat", "jump"), "cmu" for the CMU trials."""
+    labels = bandai_labels_of_clip(name)
+    if labels is not None:
+        return labels[0]
+    stem = name[1:] if name.startswith("M") else name
+    if stem.startswith("hdm05_"):
+        return HDM05_CLASSES.get(stem.split("_")[1], ("hdm05",))[0]
+    if stem.startswith("cmupred_"):
+        label = stem.split("_", 1)[1].rsplit("_", 2)[0]
+        return PREDICTION_LABELS.get(label, ("cmupred",))[0]
+    return "cmu"
+
+
+def sampling_weights(names: Sequence[str], balance: float) -> np.ndarray:
+    """(N,) probabilities of drawing each clip in training: ``1 - balance`` spread evenly over the
+    clips, ``balance`` evenly over the content labels (``content_label_of_clip``) and within a label
+    evenly over its clips. Bandai's bows were 28 of 5,722 training windows and HDM05's squats are
+    a few dozen clips: balance brings each up to a label's share."""
+    if not 0.0 <= balance <= 1.0:
+        raise MotionError(f"balance {balance}: must be between 0 and 1")
+    if not names:
+        raise MotionError("no clips to draw from")
+    labels = [content_label_of_clip(name) for name in names]
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    uniform = np.full(len(names), 1.0 / len(names))
+    by_label = np.array([1.0 / (len(counts) * counts[label]) for label in labels])
+    weights = (1.0 - balance) * uniform + balance * by_label
+    return weights / weights.sum()
+
+
 def _with_adjective(subject: str, adjective: str) -> str:
     """'a soldier' + 'gloomy' -> 'a gloomy soldier'; 'the hero' -> 'the gloomy hero'."""
     article, _, rest = subject.partition(" ")
@@ -272,24 +360,33 @@ def rephrase_caption(name: str, captions: Sequence[str], rng: np.random.Generato
 
 
 # Label head verbs too general to stand for an action ("takes a bow", "says bye", "gives a response").
-_GENERAL_HEADS = {"takes", "says", "gives", "keeps", "performs", "makes", "throws"}
+_GENERAL_HEADS = {"takes", "says", "gives", "keeps", "performs", "makes", "does", "gets"}
+
+
+def label_phrases() -> dict[str, list[str]]:
+    """Every content label of the training data -> its verb phrases: Bandai's (``BANDAI_CONTENT``),
+    then HDM05's and the prediction subset's labels that Bandai lacks ("squat", "jump", ...)."""
+    phrases = {content: list(verbs) for content, verbs in BANDAI_CONTENT.items()}
+    for content, verbs in [*HDM05_CLASSES.values(), *PREDICTION_LABELS.values()]:
+        phrases.setdefault(content, list(verbs))
+    return phrases
 
 
 def action_words() -> list[str]:
     """The words ``engine.lexicon.Lexicon`` may rewrite an unknown word into: the head verb of
-    every Bandai label phrasing ("walks", "bows", "waves", ...) and "backward", "goodbye"."""
-    heads = {phrase.split()[0].replace("{hand}", "") for phrases in BANDAI_CONTENT.values() for phrase in phrases}
+    every label phrasing ("walks", "bows", "squats", ...) and "backward", "goodbye"."""
+    heads = {phrase.split()[0].replace("{hand}", "") for phrases in label_phrases().values() for phrase in phrases}
     return sorted((heads - _GENERAL_HEADS) | {"backward", "goodbye"})
 
 
 def label_readings() -> dict[str, list[str]]:
-    """What ``engine.reading`` may read an unknown caption as: every Bandai content label with its
-    captions ("a person bows", "a person bows politely", "a person takes a bow"; ``BANDAI_CONTENT``),
+    """What ``engine.reading`` may read an unknown caption as: every content label with its
+    captions ("a person bows", "a person bows politely", "a person takes a bow"; ``label_phrases``),
     the first being the one read. (Not the CMU descriptions: measured, their short captions, "a
     person: walk", drew a quarter of the paraphrases and lowered how often a prompt was read as its
     action, 73.5 -> 70.6 % and 68.6 -> 67.1 %; captions that only use known words, "a person jumps",
     still reach the language model as typed.)"""
-    return {content: [f"a person {phrase}" for phrase in phrases] for content, phrases in BANDAI_CONTENT.items()}
+    return {content: [f"a person {phrase}" for phrase in phrases] for content, phrases in label_phrases().items()}
 
 
 def style_words() -> dict[str, list[str]]:
@@ -362,6 +459,19 @@ def mirror_motion(motion: Motion) -> Motion:
     return Motion(joints, motion.fps)
 
 
+def hold_to_length(motion: Motion, seconds: float) -> Motion:
+    """The motion lengthened to at least ``seconds`` by holding its first and last poses (half the
+    missing time before, half after): HDM05 cuts each clip tightly around its action, and a
+    person stands in those poses before and after."""
+    missing = int(round(seconds * motion.fps)) - len(motion)
+    if missing <= 0:
+        return motion
+    before = missing // 2
+    joints = np.concatenate([np.repeat(motion.joints[:1], before, axis=0), motion.joints,
+                             np.repeat(motion.joints[-1:], missing - before, axis=0)])
+    return Motion(joints, motion.fps)
+
+
 def trim_glitches(motion: Motion, max_step: float = 0.25) -> Motion:
     """Cut the clip at pelvis jumps of more than ``max_step`` metres in one frame, which no human
     motion does (e.g. CMU 09_10 starts with four all-zero frames): a jump in the first half
@@ -422,32 +532,121 @@ def iter_bandai2(root: Path, limit: int | None = None) -> Iterator[tuple[str, Mo
                 return
 
 
+def _read_descriptions(path: Path) -> dict[str, str]:
+    """{file name: description} of a CMU descriptions TSV (no header)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise MotionError(f"{path}: cannot read the CMU descriptions: {error}") from None
+    return dict(line.split("\t", 1) for line in lines if "\t" in line)
+
+
 def iter_cmu(root: Path, limit: int | None = None) -> Iterator[tuple[str, Motion, list[str]]]:
-    """(name, motion, captions) for the CMU subset with its descriptions."""
-    from .bvh import read_bvh
+    """(name, motion, captions) for all 98 CMU trials of subjects 01-09: the 65 BVH files with
+    their descriptions, then the 33 of ``cmu-01-09-more.tar.xz``. A long take that does several
+    things ("climb, sit, dangle legs, jump down") keeps its whole description."""
+    from .bvh import parse_bvh, read_bvh
     folder = root / "cmu"
-    descriptions = {}
-    for line in (folder / "descriptions.tsv").read_text().splitlines():
-        if line.strip():
-            file_name, description = line.split("\t", 1)
-            descriptions[file_name] = description
+    descriptions = _read_descriptions(folder / "descriptions.tsv")
+    count = 0
     for file_name in sorted(descriptions)[:limit]:
         motion = read_bvh(folder / file_name, bone_map="cmu")
         yield f"cmu_{file_name[:-4]}", motion, cmu_captions(descriptions[file_name])
+        count += 1
+    archive = folder / "cmu-01-09-more.tar.xz"
+    if not archive.is_file():
+        raise MotionError(f"{archive}: the other 33 CMU trials' archive was not found")
+    more = _read_descriptions(folder / "descriptions-01-09-more.tsv")
+    taken = 0
+    with tarfile.open(archive, "r:xz") as tar:
+        for member in tar:
+            file_name = member.name.rsplit("/", 1)[-1]
+            if not (member.isfile() and file_name in more) or (limit is not None and taken >= limit):
+                continue
+            text = tar.extractfile(member).read().decode("ascii")
+            motion = parse_bvh(text, source=f"{archive.name}:{member.name}", bone_map="cmu")
+            yield f"cmu_{file_name[:-4]}", motion, cmu_captions(more[file_name])
+            taken += 1
 
 
-SOURCES = {"bandai1": iter_bandai1, "bandai2": iter_bandai2, "cmu": iter_cmu}
+def iter_hdm05(root: Path, limit: int | None = None) -> Iterator[tuple[str, Motion, list[str]]]:
+    """(name, motion, captions) for the HDM05 subset's ASF/AMC clips (120 fps), in name order,
+    named ``hdm05_<class>_<actor>_<take>``, held to ``HDM05_MIN_SECONDS`` (``hold_to_length``);
+    captions from ``HDM05_CLASSES``."""
+    from .asf import DEFAULT_FPS, asf_amc_to_motion, parse_amc, parse_asf
+    archive = root / "hdm05" / "hdm05-subset.tar.xz"
+    if not archive.is_file():
+        raise MotionError(f"{archive}: the HDM05 archive was not found")
+    skeletons, count = {}, 0
+    with tarfile.open(archive, "r:xz") as tar:
+        members = [m for m in tar.getmembers() if m.isfile()]
+        texts = {m.name: tar.extractfile(m).read().decode("latin-1") for m in members}
+    for path in sorted(n for n in texts if n.endswith(".asf")):
+        skeletons.setdefault(path.rsplit("/", 1)[-1][:-4], (path, texts[path]))
+    for path in sorted(n for n in texts if n.endswith(".amc")):
+        parts = path.rsplit("/", 1)[-1][:-4].split("_")          # HDM, actor, class, take, 120
+        if len(parts) != 5 or parts[2] not in HDM05_CLASSES:
+            raise MotionError(f"{archive.name}:{path}: not an HDM05 clip of a known class")
+        _, actor, label, take, _ = parts
+        asf_path, asf_text = skeletons[f"HDM_{actor}"]
+        skeleton = parse_asf(asf_text.splitlines(), f"{archive.name}:{asf_path}")
+        motion = asf_amc_to_motion(skeleton, parse_amc(texts[path].splitlines(), skeleton,
+                                                       f"{archive.name}:{path}"), fps=DEFAULT_FPS)
+        yield (f"hdm05_{label}_{actor}_{take}", hold_to_length(motion, HDM05_MIN_SECONDS),
+               phrased_captions(HDM05_CLASSES[label][1]))
+        count += 1
+        if limit is not None and count >= limit:
+            return
+
+
+def iter_cmu_prediction(root: Path, limit: int | None = None) -> Iterator[tuple[str, Motion, list[str]]]:
+    """(name, motion, captions) for the CMU motion-prediction takes, cut into windows of
+    ``PREDICTION_WINDOW_SECONDS`` (the last window ends at the take's end), named
+    ``cmupred_<label>_<split><n>_<window>``; captions from ``PREDICTION_LABELS``."""
+    from .expmap import iter_prediction_takes
+    archive = root / "cmu_prediction" / "cmu-prediction-subset.tar.xz"
+    count = 0
+    for _name, label, split, motion in iter_prediction_takes(archive):
+        number = _name.rsplit("_", 1)[-1]
+        window = int(round(PREDICTION_WINDOW_SECONDS * motion.fps))
+        starts = list(range(0, max(1, len(motion) - window + 1), window))
+        if len(motion) > window and starts[-1] + window < len(motion):
+            starts.append(len(motion) - window)
+        for index, start in enumerate(starts):
+            yield (f"cmupred_{label}_{split}{number}_{index:02d}", motion[start: start + window],
+                   phrased_captions(PREDICTION_LABELS[label][1]))
+        count += 1
+        if limit is not None and count >= limit:
+            return
+
+
+SOURCES = {"bandai1": iter_bandai1, "bandai2": iter_bandai2, "cmu": iter_cmu, "hdm05": iter_hdm05,
+           "cmupred": iter_cmu_prediction}
+ALL_SOURCES = ("bandai1", "bandai2", "cmu", "hdm05", "cmupred")
+
+
+def split_of_clip(name: str) -> str:
+    """The split a source clip belongs to: 'test' for every take of ``HDM05_TEST_ACTOR``, else
+    ``split_of`` (of the take for a prediction window). The prediction subset's own train/test
+    folders are not kept: all its washing-window takes are in its test folder."""
+    if name.startswith(f"hdm05_") and name.split("_")[-2] == HDM05_TEST_ACTOR:
+        return "test"
+    if name.startswith("cmupred_"):           # every window of a take in the take's split
+        return split_of(name.rsplit("_", 1)[0])
+    return split_of(name)
 
 
 # ----------------------------------------------------------------------------- build / load
 
-def build_dataset(out_dir: str | Path | None = None, sources: tuple[str, ...] = ("bandai1", "bandai2", "cmu"),
+def build_dataset(out_dir: str | Path | None = None, sources: tuple[str, ...] = ALL_SOURCES,
                   shared_data: str | Path | None = None, limit: int | None = None,
-                  mirror: bool = True, log=print) -> Path:
+                  mirror: bool = True, log=print, stats_from: str | Path | None = None) -> Path:
     """Build the training folder (layout in the module docstring); returns its path.
 
     ``limit`` caps the clips taken from each source (for tests). Clips shorter than
     ``MIN_FRAMES`` at 20 fps are skipped. Rebuilding overwrites the folder's files.
+    ``stats_from``: a model's tokenizer folder whose mean.npy / std.npy the dataset keeps instead of
+    fitting its own (to fine-tune that model on the new data).
     """
     out_dir = Path(out_dir) if out_dir is not None else default_dataset_dir()
     root = Path(shared_data) if shared_data is not None else DEFAULT_SHARED_DATA
@@ -457,7 +656,7 @@ def build_dataset(out_dir: str | Path | None = None, sources: tuple[str, ...] = 
     for sub in ("features", "joints", "texts"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
 
-    splits: dict[str, list[str]] = {"train": [], "val": []}
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     train_features: list[np.ndarray] = []
     counts: dict[str, int] = {}
     skipped: list[str] = []
@@ -479,7 +678,7 @@ def build_dataset(out_dir: str | Path | None = None, sources: tuple[str, ...] = 
                 np.save(out_dir / "features" / f"{clip_name}.npy", features)
                 np.save(out_dir / "joints" / f"{clip_name}.npy", joints)
                 (out_dir / "texts" / f"{clip_name}.txt").write_text("\n".join(clip_captions) + "\n")
-                split = split_of(name)
+                split = split_of_clip(name)
                 splits[split].append(clip_name)
                 if split == "train":
                     train_features.append(features)
@@ -490,10 +689,14 @@ def build_dataset(out_dir: str | Path | None = None, sources: tuple[str, ...] = 
         raise MotionError("no training clips were built (all sources empty or too short)")
     for split, names in splits.items():
         (out_dir / f"{split}.txt").write_text("\n".join(names) + ("\n" if names else ""))
-    Normalizer.fit(train_features).save(out_dir)
+    if stats_from is not None:
+        Normalizer.load(stats_from).save(out_dir)
+    else:
+        Normalizer.fit(train_features).save(out_dir)
     meta = {"builder_version": BUILDER_VERSION, "sources": list(sources), "limit": limit,
             "mirror": mirror, "fps": MODEL_FPS, "clips": counts,
-            "train": len(splits["train"]), "val": len(splits["val"]), "skipped_short": skipped,
+            "train": len(splits["train"]), "val": len(splits["val"]), "test": len(splits["test"]),
+            "stats_from": str(stats_from) if stats_from is not None else None, "skipped_short": skipped,
             "frames": int(sum(len(f) for f in train_features)),
             "seconds_to_build": round(time.time() - started, 1)}
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -525,15 +728,17 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build the training dataset from ../shared/data")
     build.add_argument("--out", type=Path, default=None, help="output folder (default: cache/dataset)")
-    build.add_argument("--sources", default="bandai1,bandai2,cmu",
-                       help="comma-separated: bandai1, bandai2, cmu")
+    build.add_argument("--sources", default=",".join(ALL_SOURCES),
+                       help="comma-separated: " + ", ".join(ALL_SOURCES))
     build.add_argument("--data", type=Path, default=None, help="the shared data folder")
     build.add_argument("--limit", type=int, default=None, help="at most N clips per source")
     build.add_argument("--no-mirror", action="store_true", help="do not add mirrored clips")
+    build.add_argument("--stats-from", type=Path, default=None,
+                       help="keep this tokenizer folder's mean.npy / std.npy (to fine-tune it)")
     args = parser.parse_args(argv)
     try:
         build_dataset(args.out, tuple(s.strip() for s in args.sources.split(",") if s.strip()),
-                      args.data, args.limit, mirror=not args.no_mirror)
+                      args.data, args.limit, mirror=not args.no_mirror, stats_from=args.stats_from)
     except MotionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

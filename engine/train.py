@@ -59,6 +59,7 @@ class TokenizerTraining:
     commit: float = 0.02               # commitment loss weight
     velocity: float = 0.5              # position ("velocity") loss weight
     heading: float = 0.0               # heading-drift loss weight (radians of integrated root turn)
+    balance: float = 0.0               # share of draws spread evenly over content labels (engine.data.sampling_weights)
     init: str = ""                     # start from this tokenizer folder's weights (fresh optimiser, step 0)
     decoder_only: bool = False         # freeze encoder and codebook: the tokens stay as they were
     code_num: int = 512
@@ -85,10 +86,11 @@ class TokenizerTraining:
 
 class MotionWindows:
     """The training clips in one tensor, drawing random fixed-length windows as T2M-GPT does
-    (a clip uniformly at random, then a start uniformly within it)."""
+    (a clip at random, by ``weights`` or uniformly, then a start uniformly within it)."""
 
-    def __init__(self, clips: list[np.ndarray], window: int, source: str):
-        usable = [c for c in clips if len(c) >= window]
+    def __init__(self, clips: list[np.ndarray], window: int, source: str, weights: np.ndarray | None = None):
+        keep = [i for i, c in enumerate(clips) if len(c) >= window]
+        usable = [clips[i] for i in keep]
         if not usable:
             raise MotionError(f"{source}: no training clip has {window} frames or more "
                               f"(longest: {max((len(c) for c in clips), default=0)}); lower --window")
@@ -98,10 +100,14 @@ class MotionWindows:
         self.last_start = lengths - window                                   # inclusive
         self.window = window
         self.clip_count = len(usable)
+        self.weights = None if weights is None else torch.as_tensor(np.asarray(weights)[keep], dtype=torch.float64)
 
     def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """(count, window, 263) normalised windows."""
-        clips = torch.randint(self.clip_count, (count,), generator=generator)
+        if self.weights is None:
+            clips = torch.randint(self.clip_count, (count,), generator=generator)
+        else:
+            clips = torch.multinomial(self.weights, count, replacement=True, generator=generator)
         offsets = (torch.rand(count, generator=generator) * (self.last_start[clips] + 1)).long()
         first = self.starts[clips] + offsets
         return self.frames[first[:, None] + torch.arange(self.window)]
@@ -212,8 +218,10 @@ def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
 
     # data, normalised with the dataset's training statistics
     normalizer = Normalizer.load(data)
-    train = MotionWindows([normalizer.normalize(f) for _, f in read_split(data, "train")], config.window,
-                          str(data / "train.txt"))
+    from .data import sampling_weights
+    train_clips = read_split(data, "train")
+    train = MotionWindows([normalizer.normalize(f) for _, f in train_clips], config.window, str(data / "train.txt"),
+                          sampling_weights([name for name, _ in train_clips], config.balance) if config.balance else None)
     val_clips = read_split(data, "val") if ranks.main else []
     if ranks.main and not val_clips:
         raise MotionError(f"{data / 'val.txt'}: the validation split is empty")

@@ -209,21 +209,10 @@ class ExampleSampler:
 
 
 def clip_weights(clips: list[TokenClip], balance: float) -> np.ndarray:
-    """(N,) sampling probabilities: ``1 - balance`` spread evenly over the clips, ``balance`` evenly
-    over the content labels (``engine.data.bandai_labels_of_clip``; every other clip counts as one
-    label, "other") and within a label evenly over its clips. Bandai's bows and backward walks are
-    28 and 32 of 5,722 training windows: balance brings them up to a label's share."""
-    from .data import bandai_labels_of_clip
-    if not 0.0 <= balance <= 1.0:
-        raise MotionError(f"--balance {balance}: must be between 0 and 1")
-    labels = [(bandai_labels_of_clip(clip.name) or ("other",))[0] for clip in clips]
-    counts: dict[str, int] = {}
-    for label in labels:
-        counts[label] = counts.get(label, 0) + 1
-    uniform = np.full(len(clips), 1.0 / len(clips))
-    by_label = np.array([1.0 / (len(counts) * counts[label]) for label in labels])
-    weights = (1.0 - balance) * uniform + balance * by_label
-    return weights / weights.sum()
+    """(N,) sampling probabilities of the token clips (``engine.data.sampling_weights``: ``balance``
+    of the draws evenly over the content labels)."""
+    from .data import sampling_weights
+    return sampling_weights([clip.name for clip in clips], balance)
 
 
 def make_batch(lm: MotionLanguageModel, pairs: list[tuple[str, str, str]]) -> dict:

@@ -127,17 +127,20 @@ def test_balance_spreads_the_draws_over_content_labels():
     from engine.train_lm import clip_weights
     vocab = MotionVocabulary(code_num=32, first_id=400, vocab_size=435)
     names = [f"dataset-2_raise-up-both-hands_happy_{i:03d}" for i in range(8)] + \
-        ["dataset-2_bow_sad_001", "Mdataset-2_bow_sad_001", "cmu_01_01"]
+        ["dataset-2_bow_sad_001", "Mdataset-2_bow_sad_001", "cmu_01_01", "hdm05_squat1Reps_bd_001",
+         "Mhdm05_squat1Reps_bd_001", "cmupred_walking_extra_train3_02"]
     clips = [TokenClip(np.arange(20) % 32, ["a person moves"], name) for name in names]
-    assert np.allclose(clip_weights(clips, 0.0), 1 / 11)
-    balanced = clip_weights(clips, 1.0)
-    assert balanced[:8].sum() == pytest.approx(1 / 3) and balanced[8:10].sum() == pytest.approx(1 / 3)
-    assert balanced[10] == pytest.approx(1 / 3)           # CMU: the label "other"
+    assert np.allclose(clip_weights(clips, 0.0), 1 / 14)
+    balanced = clip_weights(clips, 1.0)                   # 5 labels: raise, bow, cmu, squat, walk
+    assert balanced[:8].sum() == pytest.approx(1 / 5) and balanced[8:10].sum() == pytest.approx(1 / 5)
+    assert balanced[10] == pytest.approx(1 / 5)           # CMU's trials: the label "cmu"
+    assert balanced[11] == balanced[12] == pytest.approx(1 / 10)   # HDM05 squats, mirror included
+    assert balanced[13] == pytest.approx(1 / 5)           # a prediction window labelled walking
     sampler = ExampleSampler(clips, vocab, LMTraining(balance=1.0))
     rng = np.random.default_rng(0)
     drawn = [sampler.clip(rng).name for _ in range(3000)]
-    assert sum("_bow_" in name for name in drawn) / 3000 == pytest.approx(1 / 3, abs=0.03)
-    with pytest.raises(MotionError, match="--balance 1.5"):
+    assert sum("_bow_" in name for name in drawn) / 3000 == pytest.approx(1 / 5, abs=0.03)
+    with pytest.raises(MotionError, match="balance 1.5"):
         clip_weights(clips, 1.5)
 
 
