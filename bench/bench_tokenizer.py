@@ -1,19 +1,24 @@
-"""The bundled motion tokenizer (assets/models/default/tokenizer): reconstruction and speed.
+"""The motion tokenizer: reconstruction per data source, on captures never trained on, and speed.
 
-- reconstruction MPJPE (mm) on the validation split of the built dataset ($MOTIONGPT_CACHE/dataset,
-  default cache/dataset; python -m engine.data build): whole clips encoded, decoded, turned into
-  joints and compared with the ground-truth joints; also with the pelvis aligned ("local");
-- codebook usage on those clips: perplexity and distinct codes used;
+- reconstruction MPJPE (mm) of whole clips (encoded, decoded, turned into joints and compared with
+  the ground-truth joints), with the global root path and with the pelvis aligned ("local"), on
+  the validation split of the built dataset ($MOTIONGPT_CACHE/dataset, default cache/dataset;
+  ``python -m engine.data build``) per source (Bandai, CMU, HDM05, CMU prediction), and on its
+  test split: every take of an HDM05 actor no model was trained on (``engine.data.HDM05_TEST_ACTOR``);
+- codebook usage on the validation clips: perplexity and distinct codes used;
 - encode + decode time for 10 s of motion (200 feature frames at 20 fps) on the CPU.
 
-Raises MotionError when the bundled tokenizer or the dataset is not built yet.
+The bundled tokenizer, and side by side the one of ``--model DIR`` ($MOTIONGPT_BENCH_MODEL) when
+given. Raises MotionError when the dataset is not built yet.
 """
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.data import default_dataset_dir, load_split
+from engine.data import default_dataset_dir, load_split, source_of_clip
 from engine.tokenizer import MotionTokenizer
 from engine.train import validate
 
@@ -21,13 +26,30 @@ REPEATS = 5
 SECONDS = 10.0
 
 
-def run() -> dict:
-    model = MotionTokenizer.from_pretrained("default", device="cpu")
-    data = default_dataset_dir()
-    clips = [(clip.name, clip.features) for clip in load_split(data, "val")]
-    reconstruction = validate(model, clips, data)
+def _tokenizer_folder(model: str) -> str:
+    folder = Path(model)
+    return str(folder / "tokenizer") if (folder / "tokenizer").is_dir() else model
 
-    features = clips[int(np.argmax([len(f) for _, f in clips]))][1]
+
+def measure(model: MotionTokenizer, data: Path) -> dict:
+    """Reconstruction per source and on the test split, codebook usage and speed of ``model``."""
+    val = [(clip.name, clip.features) for clip in load_split(data, "val")]
+    overall = validate(model, val, data)
+    results = {"mpjpe_mm": overall["mpjpe_mm"], "mpjpe_local_mm": overall["mpjpe_local_mm"],
+               "perplexity": overall["val_perplexity"], "used_codes": overall["val_used_codes"],
+               "val_clips": overall["val_clips"]}
+    for source in sorted({source_of_clip(name) for name, _ in val}):
+        part = validate(model, [c for c in val if source_of_clip(c[0]) == source], data)
+        results[f"{source}_val_mpjpe_local_mm"] = part["mpjpe_local_mm"]
+        results[f"{source}_val_clips"] = part["val_clips"]
+    test = [(clip.name, clip.features) for clip in load_split(data, "test")] if (data / "test.txt").is_file() else []
+    if test:
+        held_out = validate(model, test, data)
+        results["unseen_actor_mpjpe_local_mm"] = held_out["mpjpe_local_mm"]
+        results["unseen_actor_mpjpe_mm"] = held_out["mpjpe_mm"]
+        results["unseen_actor_clips"] = held_out["val_clips"]
+
+    features = val[int(np.argmax([len(f) for _, f in val]))][1]
     frames = int(SECONDS * 20)
     ten_seconds = np.resize(features, (frames, features.shape[1])) if len(features) < frames else features[:frames]
     times = []
@@ -35,14 +57,17 @@ def run() -> dict:
         started = time.perf_counter()
         model.decode(model.encode(ten_seconds))
         times.append(time.perf_counter() - started)
-    return {
-        "mpjpe_mm": reconstruction["mpjpe_mm"],
-        "mpjpe_local_mm": reconstruction["mpjpe_local_mm"],
-        "perplexity": reconstruction["val_perplexity"],
-        "used_codes": reconstruction["val_used_codes"],
-        "code_num": model.config.code_num,
-        "val_clips": reconstruction["val_clips"],
-        "encode_decode_10s_cpu_ms": min(times) * 1000,
-        "torch_threads": torch.get_num_threads(),
-        "width": model.config.width,
-    }
+    results.update({"code_num": model.config.code_num, "width": model.config.width,
+                    "encode_decode_10s_cpu_ms": min(times) * 1000})
+    return results
+
+
+def run() -> dict:
+    data = default_dataset_dir()
+    results = {"torch_threads": torch.get_num_threads()}
+    results.update(measure(MotionTokenizer.from_pretrained("default", device="cpu"), data))
+    other = os.environ.get("MOTIONGPT_BENCH_MODEL")
+    if other and other != "default":
+        candidate = measure(MotionTokenizer.from_pretrained(_tokenizer_folder(other), device="cpu"), data)
+        results.update({f"candidate_{key}": value for key, value in candidate.items()})
+    return results

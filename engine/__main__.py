@@ -256,14 +256,18 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     """Text to motion through the planner (a compound prompt becomes a timeline; its plan is
     printed), written as BVH or .npy joints."""
-    from .timeline import text_to_motion_planned
+    from .reading import print_notices
+    from .timeline import plan_prompt, text_to_motion_planned
     check_text(args.text, "TEXT")
     check_output(args.out)
-    motion, plan = text_to_motion_planned(load_model(args), args.text, seconds=args.seconds, seed=args.seed)
+    model = load_model(args)
+    motion, plan = text_to_motion_planned(model, args.text, seconds=args.seconds, seed=args.seed)
     if plan is not None:
         print(f"planned as: {plan}")
+    print_notices(model, [args.text] if plan is None else [row.text for row in plan_prompt(args.text)])
     write_motion_file(motion, args.out)
     return 0
+
 
 
 def add_timeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -277,11 +281,14 @@ def add_timeline_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_timeline(args: argparse.Namespace) -> int:
     """A timeline file generated into one motion (row i with seed + i), written as BVH or .npy."""
+    from .reading import print_notices
     from .timeline import compose_timeline, read_timeline_file
     rows = read_timeline_file(args.file)          # bad rows are refused before the model loads
     check_output(args.out)
-    composed = compose_timeline(load_model(args), rows, seed=args.seed, source=str(args.file))
+    model = load_model(args)
+    composed = compose_timeline(model, rows, seed=args.seed, source=str(args.file))
     print(f"planned as: {composed.plan}")
+    print_notices(model, [row.text for row in rows])
     write_motion_file(composed.motion, args.out)
     return 0
 
@@ -388,6 +395,7 @@ def read_caption_list(path: Path, default_seconds: float | None) -> list[tuple[s
 
 def run_batch(args: argparse.Namespace) -> int:
     """Text to motion for every line of a file; a plain-text progress bar on stderr."""
+    from .reading import print_notices
     if args.batch_size < 1:
         raise MotionError(f"--batch-size must be at least 1, got {args.batch_size}")
     items = read_caption_list(args.list, args.seconds)
@@ -403,6 +411,7 @@ def run_batch(args: argparse.Namespace) -> int:
             chunk = items[first: first + args.batch_size]
             seed = None if args.seed is None else args.seed + first
             motions = model.text_to_motion_batch([c for c, _ in chunk], [s for _, s in chunk], seed=seed)
+            print_notices(model, [c for c, _ in chunk])
             for offset, motion in enumerate(motions):
                 write_motion(motion, args.out_dir / f"{first + offset + 1:04d}.{args.format}")
                 written += 1

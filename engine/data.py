@@ -178,7 +178,7 @@ HDM05_CLASSES = {
     "hopBothLegs1hops": ("hop", ["hops once on both legs", "jumps up once with both feet",
                                  "does a small jump on both feet"]),
     "jogLeftCircle4StepsRstart": ("jog-circle", ["jogs in a circle to the left", "jogs four steps, curving to the left",
-                                                 "runs slowly around to the left"]),
+                                                 "jogs around a small circle to the left"]),
     "kickLFront1Reps": ("front-kick", ["kicks forward with the left leg", "kicks to the front with the left foot",
                                        "does a front kick with the left leg"]),
     "lieDownFloor": ("lie-down", ["lies down on the floor", "gets down and lies on the floor",
@@ -190,7 +190,7 @@ HDM05_CLASSES = {
     "throwBasketball": ("throw", ["throws a basketball", "throws a ball", "throws a ball with both hands"]),
 }
 HDM05_TEST_ACTOR = "mm"       # every take of this actor is held out (a capture never trained on)
-HDM05_MIN_SECONDS = 3.2       # shorter clips (a hop is 0.6 s) are held still before and after to this
+HDM05_MIN_SECONDS = 3.6       # shorter clips (a hop is 0.6 s) are held still before and after to this (a 64-frame window fits)
 
 # CMU motion-prediction labels (folder names) -> (content label, verb phrases).
 PREDICTION_LABELS = {
@@ -296,6 +296,14 @@ def content_label_of_clip(name: str) -> str:
         label = stem.split("_", 1)[1].rsplit("_", 2)[0]
         return PREDICTION_LABELS.get(label, ("cmupred",))[0]
     return "cmu"
+
+
+def source_of_clip(name: str) -> str:
+    """The source a dataset clip comes from: "bandai", "cmu", "hdm05" or "cmupred"."""
+    stem = name[1:] if name.startswith("M") else name
+    if stem.startswith("dataset-"):
+        return "bandai"
+    return stem.split("_", 1)[0]
 
 
 def sampling_weights(names: Sequence[str], balance: float) -> np.ndarray:

@@ -311,6 +311,23 @@ class MotionGPT:
         side = self.lm.text_side
         return side.normalise(text) if side is not None else text
 
+    def reading_of(self, texts: str | Sequence[str]):
+        """How the model reads a prompt (a list: each prompt, judged as one batch): an
+        ``engine.reading.Reading`` with the caption as read (``read_as``), the words that carry its
+        action, their best label score and, when the model knows no such motion, its ``notice``
+        ("this model knows no motion for 'crawls on all fours'; generated 'a person walks
+        backward', its nearest"). Official weights (no text side) judge nothing: no notice."""
+        from .reading import Reading
+        many = not isinstance(texts, str)
+        texts = list(texts) if many else [texts]
+        side = self.lm.text_side
+        readings = side.readings_of(texts) if side is not None else [Reading(t, t, t) for t in texts]
+        return readings if many else readings[0]
+
+    def unknown_action(self, text: str) -> str | None:
+        """The one-line notice for a prompt whose action this model does not know, else None."""
+        return self.reading_of(text).notice
+
     def text_to_motion(self, text: str, seconds: float | None = None, seed: int | None = None) -> Motion:
         """Motion (20 fps, starting at the origin facing +Z) for a caption; ``seconds`` fixes the
         length (frames = round(seconds * 20), at most MAX_SECONDS = 60 s); longer than 9.8 s is
@@ -632,12 +649,31 @@ def resolve_model_folder(source: str | Path) -> Path:
                           f"{type(error).__name__}: {error}") from None
 
 
+def known_actions(model) -> list[str]:
+    """The actions a model knows, as the first caption of each of its readings (label captions;
+    ``{hand}`` left out; each once): "a person walks forward", "a person bows", ... A MotionGPT or a
+    model folder; [] for a model without readings (official weights)."""
+    from .text_side import read_text_side_config
+    if isinstance(model, MotionGPT):
+        side = model.lm.text_side
+        config = side.config if side is not None else None
+    else:
+        config = read_text_side_config(resolve_model_folder(model) / "lm")
+    if config is None:
+        return []
+    return list(dict.fromkeys(captions[0].format(hand="") for captions in config.readings.values()))
+
+
 def default_model_card(model: MotionGPT) -> str:
     t5 = model.lm.t5.config
+    actions = known_actions(model)
+    known = ("\n## Actions it knows\n\n"
+             "A prompt of another action is generated as the nearest of these, with a notice saying so.\n\n"
+             + "".join(f"- {action}\n" for action in actions)) if actions else ""
     return (f"# {model.config.name}\n\n"
             "A MotionGPT model folder for the engine (`engine.MotionGPT.from_pretrained(folder)`).\n\n"
             f"- tokenizer/: VQ-VAE, {model.tokenizer.config.code_num} codes, "
             f"{model.tokenizer.config.frames_per_token} frames per token, 20 fps\n"
             f"- lm/: T5 d_model {t5.d_model}, {t5.num_layers}+{t5.num_decoder_layers} layers, {t5.num_heads} heads, "
             f"d_ff {t5.d_ff}, vocabulary {t5.vocab_size} (motion tokens from id {model.lm.vocab.first_id})\n"
-            f"- prompts: MotionGPT's; longest single generation {model.config.max_motion_tokens} tokens\n")
+            f"- prompts: MotionGPT's; longest single generation {model.config.max_motion_tokens} tokens\n" + known)

@@ -19,17 +19,101 @@ captions ("bow": "a person bows", "a person bows politely", "a person takes a bo
 Captions whose every word the model knows are read as typed, and so is text with no Latin word
 at all (it has no word to be unknown). The readings and style words are stored with each model
 (``engine.text_side.TextSideConfig``); without them (official weights) captions are read as typed.
+
+**Actions a model does not know.** A reading is always *some* label, however far; so each prompt is
+also judged (``Reader.action_readings``): its action, i.e. the caption after the lexicon with its
+subject put as "a person" from the main verb on ("a person crawls on all fours", and that cut
+before its first preposition: "a person crawls"), is scored against every label like a caption
+(the higher of the two views' best cosines). Under ``UNKNOWN_ACTION_SCORE`` the model knows no
+motion for it, and ``Reading.notice`` says so: "this model knows no motion for 'crawls on all
+fours'; generated 'a person walks backward', its nearest". The action is judged after the
+lexicon, so a verb WordNet ties to an action word ("saunters" -> "walks") is known, and one the
+lexicon rewrote into an action of another meaning is judged by what it now says. The threshold
+is a property of the similarity, not of the labels: calibrated on the paraphrase sets
+(tests/data/paraphrases*.tsv, actions the model knows) against tests/data/unknown_action_prompts.tsv
+(actions it does not); tests/engine/test_unknown_action.py prints the shares.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
-from .lexicon import unknown_words
+from .lexicon import CLAUSE_WORDS, NOUN_MARKERS, SUBJECT_PRONOUNS, WORD, unknown_words
 
 MEMORY = 4096          # readings remembered per Reader
 HAND_PHRASES = {"left": " with the left hand", "right": " with the right hand", "both": " with both hands"}
 _HAND = re.compile(r"\b(left|right)\s+(?:hand|arm)\b|\bboth\s+(?:hands|arms)\b")
+# An action whose best label cosine (all-mpnet-base-v2, ``Reader.action_readings``) is under this is
+# one the model does not know. Calibrated (tests/engine/test_unknown_action.py, bundled model):
+# 4.4 / 1.4 / 4.8 / 1.7 % of the paraphrase / held-out / blind / style sets flagged, 66 % of
+# tests/data/unknown_action_prompts.tsv.
+UNKNOWN_ACTION_SCORE = 0.43
+AUXILIARIES = frozenset("does do did is are was were keeps".split())     # "a man does a cartwheel"
+ACTION_ENDS = frozenset("of to in on at by from into onto with for through across along past around behind "
+                        "while when until before after toward towards".split())
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a model reads one prompt: ``read`` (the caption it generates from), ``action`` (the
+    words of the prompt that carry its action), ``score`` (the action's best label cosine; None:
+    not judged, e.g. a model without readings) and ``nearest`` (that label's caption)."""
+
+    text: str
+    read: str
+    action: str
+    score: float | None = None
+    nearest: str | None = None
+
+    @property
+    def known(self) -> bool:
+        """Whether the model knows the prompt's action (or could not judge it)."""
+        return self.score is None or self.score >= UNKNOWN_ACTION_SCORE
+
+    @property
+    def notice(self) -> str | None:
+        """One line for a prompt whose action the model does not know, else None."""
+        if self.known:
+            return None
+        if self.read != self.text:
+            return f"this model knows no motion for '{self.action}'; generated '{self.read}', its nearest"
+        return (f"this model knows no motion for '{self.action}'; generated it as typed "
+                f"(the nearest it knows: '{self.nearest}')")
+
+
+def print_notices(model, captions: Sequence[str]) -> None:
+    """``note: ...`` on stderr, each once, for the captions whose action ``model`` does not know
+    (``MotionGPT.reading_of``): what the CLI says beside the motion it still writes."""
+    import sys
+    for notice in dict.fromkeys(r.notice for r in model.reading_of(list(captions)) if r.notice):
+        print(f"note: {notice}", file=sys.stderr, flush=True)
+
+
+def action_views(text: str, verb_places) -> tuple[str, str, str]:
+    """(the words of ``text`` that carry its action, "a person" + the text from its main verb on,
+    that cut before the first preposition or clause break after the verb). ``verb_places``:
+    ``engine.lexicon.Lexicon.verb_places``. The main verb is the first verb place, or an auxiliary
+    before it ("does a cartwheel"); without one the whole text is the action."""
+    matches = list(WORD.finditer(text))
+    words = [match.group(0).lower() for match in matches]
+    clause_starts = [i > 0 and ("," in text[matches[i - 1].end():match.start()] or words[i - 1] in CLAUSE_WORDS)
+                     for i, match in enumerate(matches)]
+    places = verb_places(words, clause_starts) if words else None
+    main = min(places) if places else None
+    auxiliary = next((i for i, word in enumerate(words) if word in AUXILIARIES and 0 < i < (main or len(words))), None)
+    main = auxiliary if auxiliary is not None else main
+    if main is None:        # no verb found: "backpedaling away from the edge"
+        plain = text.strip()
+        person = plain if words and words[0] in NOUN_MARKERS | SUBJECT_PRONOUNS else f"a person {plain}"
+        return plain, person, person
+    clause_end = next((j for j in range(main + 1, len(words)) if clause_starts[j]), len(words))
+    short_end = next((j for j in range(main + 1, clause_end) if words[j] in ACTION_ENDS), clause_end)
+    start = matches[main].start()
+    action = text[start: matches[clause_end - 1].end()]
+    whole = text[start:].strip()
+    short = text[start: matches[short_end - 1].end()]
+    return action, f"a person {whole}", f"a person {short}"
 
 
 class Reader:
@@ -102,6 +186,29 @@ class Reader:
             hand="" if hand is None else HAND_PHRASES["both" if hand.group(1) is None else hand.group(1)])
         style = self.style_of(lower)
         return read if style is None else f"{read} {style}"
+
+    def action_readings(self, captions: Sequence[str], lexed: Sequence[str], read: Sequence[str],
+                        verb_places) -> list[Reading]:
+        """A ``Reading`` of each caption (as typed), given it after the lexicon (``lexed``) and as
+        read (``read``): its action judged on the lexicon's words (see the module docstring).
+        Text with no Latin word is not judged (this encoder reads English)."""
+        views = []
+        for caption, after in zip(captions, lexed):
+            if WORD.search(caption):
+                views += action_views(after, verb_places)[1:]
+        scores = self.scores(views) if views else None
+        readings, row = [], 0
+        for caption, after, as_read in zip(captions, lexed, read):
+            action = action_views(caption, verb_places)[0]
+            if not WORD.search(caption):
+                readings.append(Reading(caption, as_read, action))
+                continue
+            best, label = scores[2 * row: 2 * row + 2].max(1)
+            view = int(best.argmax())
+            nearest = self.reading(after, self.labels[int(label[view])])
+            readings.append(Reading(caption, as_read, action, float(best[view]), nearest))
+            row += 1
+        return readings
 
     def style_of(self, text: str) -> str | None:
         """The adverb of the first style whose words a lower-case text names ("a tired man" ->

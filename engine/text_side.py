@@ -131,22 +131,49 @@ class TextSide(nn.Module):
         """``normalise`` for each caption, the readings done as one batch."""
         captions = list(captions)
         if self.config.action_words:
-            if self.lexicon is None:
-                from .lexicon import Lexicon
-                self.__dict__["lexicon"] = Lexicon(self.config.known_words, self.config.action_words,
-                                                   style_words=sum(self.config.styles.values(), []))
-            captions = [self.lexicon.normalise(caption) for caption in captions]
+            captions = [self._lexicon().normalise(caption) for caption in captions]
         if self.config.readings:
             if self.reader is None:
                 from .lexicon import unknown_words
                 known = frozenset(word.lower() for word in self.config.known_words)
                 if not any(unknown_words(caption, known) for caption in captions):
                     return captions     # nothing to read: the reading encoder is not loaded yet
-                from .reading import Reader
-                self.__dict__["reader"] = Reader(self.config.known_words, self.config.readings, self.config.styles,
-                                                 PretrainedTextEncoder.load(self.encoder.device, reading=True))
-            captions = self.reader.read_many(captions)
+            captions = self._reader().read_many(captions)
         return captions
+
+    def readings_of(self, captions: Sequence[str]) -> list:
+        """An ``engine.reading.Reading`` of each caption: as read (``normalise``), the words that
+        carry its action and whether the model knows that action (its ``notice`` when not). Without
+        readings in the config nothing is judged (score None). A caption that is one of the label
+        captions after the lexicon is known without loading the reading encoder."""
+        from .reading import Reader, Reading, action_views
+        captions = list(captions)
+        read = self.normalise_many(captions)
+        lexicon = self._lexicon()
+        lexed = [lexicon.normalise(c) for c in captions] if self.config.action_words else captions
+        if not self.config.readings:
+            return [Reading(c, r, action_views(c, lexicon.verb_places)[0]) for c, r in zip(captions, read)]
+        labelled = {p.lower(): p for captions_of in self.config.readings.values() for p in Reader.prototypes(captions_of)}
+        if all(after.strip().rstrip(".").lower() in labelled for after in lexed):
+            return [Reading(c, r, action_views(c, lexicon.verb_places)[0], 1.0, after)
+                    for c, r, after in zip(captions, read, lexed)]
+        return self._reader().action_readings(captions, lexed, read, lexicon.verb_places)
+
+    def _lexicon(self):
+        """The lexicon (built on first use; with no action words it only finds verbs)."""
+        if self.lexicon is None:
+            from .lexicon import Lexicon
+            self.__dict__["lexicon"] = Lexicon(self.config.known_words, self.config.action_words,
+                                               style_words=sum(self.config.styles.values(), []))
+        return self.lexicon
+
+    def _reader(self):
+        """The reader of the config's readings (built on first use: loads all-mpnet-base-v2)."""
+        if self.reader is None:
+            from .reading import Reader
+            self.__dict__["reader"] = Reader(self.config.known_words, self.config.readings, self.config.styles,
+                                             PretrainedTextEncoder.load(self.encoder.device, reading=True))
+        return self.reader
 
     # -- the caption states
     def caption_states(self, captions: Sequence[str]) -> list[torch.Tensor]:

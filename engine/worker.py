@@ -43,6 +43,8 @@ reply naming the file). Replies (stdout)::
     {"id": 7, "status": "loading the model from ..."}              # progress, any number
     {"id": 7, "ok": true, "motion": "DIR/result_7.npy", "fps": 20.0}
     {"id": 7, "ok": true, "motion": "...", "fps": 20.0, "read_as": "a man walks"}   # unknown words read
+    {"id": 7, "ok": true, "motion": "...", "fps": 20.0, "read_as": "a person walks backward",
+     "notes": ["this model knows no motion for 'crawls'; generated 'a person walks backward', its nearest"]}
     {"id": 8, "ok": true, "text": "a person walks forward."}
     {"id": 9, "ok": false, "kind": "input", "error": "seconds must be a positive number ..."}
     {"id": 9, "ok": false, "kind": "cancelled", "error": "cancelled"}
@@ -76,7 +78,7 @@ from .errors import MotionError
 from .files import load_npy, save_npy
 from .model import MAX_SECONDS
 from .motion import MODEL_FPS, NUM_JOINTS, Motion
-from .timeline import MAX_ROWS, Segment, check_segments, compose_timeline, text_to_motion_planned
+from .timeline import MAX_ROWS, Segment, check_segments, compose_timeline, plan_prompt, text_to_motion_planned
 
 TASKS = ("hello", "load", "text_to_motion", "describe", "predict", "inbetween", "timeline")
 MAX_LINE_BYTES = 1 << 20                     # a request line; longer ones are skipped with an error
@@ -354,18 +356,20 @@ class Worker:
         reply = self.write_motion(request.get("id"), motion)
         if plan is not None:
             reply["plan"] = plan            # a compound prompt, generated as a timeline
+            captions = [row.text for row in plan_prompt(text)]
         else:
+            captions = [text]
             read_as = model.read_as(text)
             if read_as != text:
                 reply["read_as"] = read_as  # words the model does not know were rewritten or read as a label
-        return reply
+        return {**reply, **_notes(model, captions)}
 
     def timeline(self, request: dict) -> dict:
         rows, seed = _timeline_rows(request), _seed(request)
         model = self.ensure_model(request.get("id"))
         composed = compose_timeline(model, rows, seed=seed)
         return {**self.write_motion(request.get("id"), composed.motion), "plan": composed.plan,
-                "spans": [list(span) for span in composed.spans]}
+                "spans": [list(span) for span in composed.spans], **_notes(model, [row.text for row in rows])}
 
     def describe(self, request: dict) -> dict:
         motion = self.read_motion(request, "motion")
@@ -408,6 +412,13 @@ class Worker:
                 reply = {"id": request_id, "ok": False, "kind": "engine",
                          "error": f"{type(error).__name__}: {error}"}
         self.send(reply)
+
+
+def _notes(model, captions: list[str]) -> dict:
+    """{"notes": [...]}: one line per caption (a prompt, or a row of its plan or timeline) whose
+    action the model does not know (``MotionGPT.reading_of``), each once; {} when there is none."""
+    notes = [reading.notice for reading in model.reading_of(captions) if reading.notice]
+    return {"notes": list(dict.fromkeys(notes))} if notes else {}
 
 
 def _is_out_of_memory(error: BaseException) -> bool:

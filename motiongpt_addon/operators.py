@@ -47,7 +47,7 @@ from engine.timeline import Segment, check_segments
 
 from . import anim_compat, client, preferences, retarget
 from .reporting import error_message, reports_errors
-from .skeleton_fit import fit_motion, max_joint_travel, rotation_channels
+from .skeleton_fit import max_joint_travel, rotation_channels
 
 POLL_SECONDS = 0.1
 MAX_SECONDS = 60.0              # longest generated or continued clip
@@ -62,6 +62,7 @@ ACTION_NAME_CHARS = 48
 SEED_LIMIT = 2 ** 31            # seeds are kept in 0 .. 2**31 - 1: an ID property int is 32-bit signed
 BATCH_TRACK_NAME = "MotionGPT Batch"
 NEW_ROW_SECONDS = 2.0           # the length a new timeline row gets
+MAX_NOTES = 3                   # engine notices reported per job (the rest are counted)
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -90,6 +91,7 @@ class Job:
         self.results: list = []         # what each applied step returned (captions, actions)
         self.read_as: list[str] = []    # prompts as the model read them, where it did not know words
         self.plans: list[str] = []      # how the engine planned compound prompts and timelines
+        self.notes: list[str] = []      # the engine's notices: actions the model knows no motion for
 
     @property
     def finished(self) -> bool:
@@ -156,6 +158,9 @@ class Job:
                     self.read_as.append(request.reply["read_as"])
                 if request.reply.get("plan"):
                     self.plans.append(request.reply["plan"])
+                for note in request.reply.get("notes") or ():
+                    if isinstance(note, str) and note not in self.notes:
+                        self.notes.append(note)
             except client.WorkerError as error:
                 return self._end('CANCELLED' if error.kind == "cancelled" else 'FAILED', str(error))
             except Exception as error:      # nothing may leave the job (and the UI) stuck
@@ -273,10 +278,10 @@ def bone_map_of(context, armature, keys: bool = True):
         bone_map = bpy.path.abspath(settings.bone_map_file).strip()
         if not bone_map or not os.path.isfile(bone_map):
             raise _problem(f"the bone-map file does not exist: '{bone_map}'")
-    joint_to_bone = retarget.check_rig(armature, bone_map)
     if keys:
-        rig = retarget.rig_skeleton(armature, joint_to_bone)
-        retarget.check_keyable(armature, [rig.bone_names[b] for b in rig.driven_bones()])
+        retarget.check_can_key(armature, bone_map)
+    else:
+        retarget.check_rig(armature, bone_map)
     return bone_map
 
 
@@ -397,14 +402,11 @@ def _fitted_channels(armature, joints: np.ndarray, samples_per_frame: float, bon
     consecutive scene frames, the joints' rows being ``samples_per_frame`` apart per scene frame.
     Returns [(data_path, index, group, values (frame_count,))] for the channels that may be keyed
     (no locked channel, no DEF-/ORG-/MCH- or constraint-driven bone: ``retarget.keyable_channels``)."""
-    joint_to_bone = retarget.check_rig(armature, bone_map)
-    rig = retarget.rig_skeleton(armature, joint_to_bone)
-    retarget.check_keyable(armature, [rig.bone_names[b] for b in rig.driven_bones()])
-    track = fit_motion(joints, MODEL_FPS, rig, clean_feet=clean_feet, space=retarget.rig_space(armature, rig))
-    track = dataclasses.replace(track, fps=samples_per_frame).resample(1.0)
+    fitted = retarget.fit_pose(armature, joints, MODEL_FPS, bone_map, clean_feet=clean_feet)
+    track = dataclasses.replace(fitted.track, fps=samples_per_frame).resample(1.0)
     channels = []
     for column, bone in enumerate(track.bones):
-        pose_bone = armature.pose.bones[rig.bone_names[bone]]
+        pose_bone = armature.pose.bones[fitted.bone_names[bone]]
         prop, values = rotation_channels(track.rotations[:frame_count, column], pose_bone.rotation_mode)
         path, keyable = pose_bone.path_from_id(prop), retarget.keyable_channels(pose_bone, prop, values.shape[1])
         channels += [(path, i, pose_bone.name, values[:, i]) for i in range(values.shape[1]) if keyable[i]]
@@ -524,6 +526,11 @@ class _JobOperator:
             self.report({'WARNING'}, job.summary())
         else:
             self.report({'INFO'}, self.done_message(job))
+        for note in job.notes[:MAX_NOTES]:     # the motion is keyed all the same
+            self.report({'WARNING'}, f"MotionGPT: {clean_text(note)}")
+        if len(job.notes) > MAX_NOTES:
+            self.report({'WARNING'}, f"MotionGPT: {len(job.notes) - MAX_NOTES} more prompts name actions "
+                                     "this model knows no motion for")
         return {'FINISHED'} if job.applied else {'CANCELLED'}
 
     def done_message(self, job: Job) -> str:
@@ -670,6 +677,8 @@ class MOTIONGPT_OT_inbetween(_JobOperator, bpy.types.Operator):
                 raise _problem(f"the keys at frames {a} and {b} are {(b - a) / fps:.1f} s apart; MotionGPT fills "
                                f"gaps of up to {MAX_GAP_SECONDS:g} s: add a key in between")
         bone_map = bone_map_of(context, armature)
+        for a, b in gaps:
+            retarget.check_switched(armature, bone_map, a)
         first, last = _action_range(anim.action)
         context_frames = int(round(CONTEXT_SECONDS * fps))
         requests = []
@@ -774,6 +783,7 @@ class MOTIONGPT_OT_continue_motion(_JobOperator, bpy.types.Operator):
         first, last = _action_range(anim.action)
         start = max(first, last - int(round(CONTEXT_SECONDS * fps)))
         bone_map = bone_map_of(context, armature)
+        retarget.check_switched(armature, bone_map, last)
         given = retarget.read_motion(armature, start, last, bone_map)
         new_frames = int(round(seconds * fps))
         name, worker = armature.name, worker_for(context)

@@ -6,10 +6,14 @@ evaluates an armature over a frame range back into an ``engine.Motion``. The geo
 
 Keys written (``apply_motion``): for every mapped bone and every unmapped ancestor of one (e.g.
 the metarig's spine.005 between neck and head) one rotation channel set per scene frame, in the
-bone's rotation mode; for the pelvis bone also ``location``. Rigify: key the metarig itself
-(bone map "metarig": spine, thigh.L, ...) or a rig without constraints on its deform bones; the
-DEF- bones of a *generated* Rigify rig are driven by constraints, so keys on them have no effect.
-Bones that play no joint and are no ancestor of one (twist, finger, face bones) get no keys.
+bone's rotation mode; for the pelvis bone also ``location``. Bones that play no joint and are no
+ancestor of one (twist, finger, face bones) get no keys.
+
+Rigify generated rigs (``rigify``; recognised with the bone map left to detection or set to the
+``rigify`` preset): the motion is read from the DEF- bones, fitted on the ORG- skeleton and keyed
+on the FK controls, torso (location: the root motion), hips, chest, neck and head, with the limbs
+switched to FK by one key of ``IK_FK`` at the first frame (``fit_pose``, ``check_switched``). The
+metarig itself is an ordinary rig (preset ``metarig``).
 
 Locks are respected: a locked channel (``pose_bone.lock_rotation`` / ``lock_location``) gets no
 keys and keeps its current value. Euler bones drop just the locked axes; a quaternion or
@@ -39,6 +43,7 @@ an error.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import bpy
@@ -48,9 +53,9 @@ from engine.bone_maps import BoneMap, detect_bone_map, load_bone_map
 from engine.errors import MotionError
 from engine.motion import JOINT_NAMES, MODEL_FPS, NUM_JOINTS, Motion, fill_missing_joints
 
-from . import anim_compat, key_reduction
-from .skeleton_fit import (AIM_CANDIDATES, LEGS, RigSkeleton, RigSpace, engine_to_blender, fit_motion,
-                           rotation_channels)
+from . import anim_compat, key_reduction, rigify
+from .skeleton_fit import (AIM_CANDIDATES, LEGS, ControlRig, PoseTrack, RigSkeleton, RigSpace, control_pose,
+                           engine_to_blender, fit_joints, local_pose, rotation_channels)
 from . import skeleton_fit
 
 KEY_MODES = ("EVERY_FRAME", "SPARSE")
@@ -210,6 +215,117 @@ def keyable_channels(pose_bone, prop: str, count: int) -> tuple[bool, ...]:
     return tuple(not (i < len(locked) and locked[i]) for i in range(count))
 
 
+# ----------------------------------------------------------------------------- which bones get the keys
+
+def is_rigify(armature_obj, bone_map=None) -> bool:
+    """True when ``armature_obj`` is a Rigify generated rig to be keyed on its controls: the bone
+    map is left to detection (None) or is the ``rigify`` preset, and the rig has Rigify's
+    controls (``rigify.is_generated_rig``)."""
+    if not rigify.wants_rigify(bone_map):
+        return False
+    return rigify.is_generated_rig([b.name for b in armature_obj.data.bones], armature_obj.data.keys())
+
+
+@dataclasses.dataclass
+class FittedPose:
+    """A motion fitted onto an armature, ready to key: ``track`` (local rotations per bone of
+    ``track.bones``, indices into ``bone_names``, and the root bone's location), ``space`` the
+    rig-space conversion used, ``switches`` [(pose bone, custom property, value)] to key once at
+    the first frame (Rigify's IK/FK switches), ``fitted`` the armature-space pose, ``rig`` the
+    skeleton it was fitted on."""
+
+    track: PoseTrack
+    bone_names: tuple[str, ...]
+    space: RigSpace
+    switches: tuple = ()
+    fitted: skeleton_fit.FittedJoints | None = None
+    rig: RigSkeleton | None = None
+
+
+def fit_pose(armature_obj, joints: np.ndarray, fps: float, bone_map=None, clean_feet: bool = True,
+             in_place: bool = False) -> FittedPose:
+    """Fit ``joints`` (T, 22, 3, engine metres at ``fps``) onto ``armature_obj``: the bones of
+    ``bone_map`` and their ancestors, or, on a Rigify generated rig (``is_rigify``), its controls.
+    MotionError when the rig cannot be read or nothing can be keyed (``check_rig``,
+    ``check_keyable``)."""
+    joint_to_bone = check_rig(armature_obj, bone_map)
+    if is_rigify(armature_obj, bone_map):
+        rig = rig_skeleton(armature_obj, check_rig(armature_obj, rigify.FIT_MAP))
+        controls = rigify_controls(rig)
+        check_keyable(armature_obj, [rig.bone_names[b] for b in controls.bones])
+        space = rig_space(armature_obj, rig)
+        fitted = fit_joints(joints, fps, rig, clean_feet=clean_feet, in_place=in_place, space=space)
+        track = control_pose(fitted, rig, controls, fps)
+        return FittedPose(track, rig.bone_names, space, rigify.SWITCHES, fitted, rig)
+    rig = rig_skeleton(armature_obj, joint_to_bone)
+    check_keyable(armature_obj, [rig.bone_names[b] for b in rig.driven_bones()])
+    space = rig_space(armature_obj, rig)
+    fitted = fit_joints(joints, fps, rig, clean_feet=clean_feet, in_place=in_place, space=space)
+    track = local_pose(fitted.deltas, fitted.root, rig, fps)
+    return FittedPose(track, rig.bone_names, space, (), fitted, rig)
+
+
+def rigify_controls(rig: RigSkeleton) -> ControlRig:
+    """``rigify.CONTROLS`` as a ``ControlRig`` on ``rig`` (a generated rig's full skeleton)."""
+    index = {name: i for i, name in enumerate(rig.bone_names)}
+    missing = [name for name in rigify.CONTROLS if name not in index]
+    if missing:
+        raise MotionError(f"this Rigify rig lacks the controls {', '.join(missing)}; regenerate it from the "
+                          "human metarig or choose a bone map")
+    joint = {name: i for i, name in enumerate(JOINT_NAMES)}
+    names = list(rigify.CONTROLS)
+    return ControlRig(
+        bones=np.array([index[n] for n in names], dtype=int),
+        joints=np.array([joint.get(rigify.CONTROLS[n][0], -1) for n in names], dtype=int),
+        parent_joints=np.array([joint.get(rigify.CONTROLS[n][1], -1) for n in names], dtype=int),
+        root_bone=index[rigify.ROOT_CONTROL],
+        root_path=np.array([index[n] for n in rigify.ROOT_PATH], dtype=int))
+
+
+def check_can_key(armature_obj, bone_map=None) -> None:
+    """MotionError when keys cannot go anywhere on ``armature_obj`` with ``bone_map``
+    (``check_rig``, then ``check_keyable`` on the bones ``fit_pose`` would key)."""
+    joint_to_bone = check_rig(armature_obj, bone_map)
+    if is_rigify(armature_obj, bone_map):
+        rig = rig_skeleton(armature_obj, check_rig(armature_obj, rigify.FIT_MAP))
+        check_keyable(armature_obj, [rig.bone_names[b] for b in rigify_controls(rig).bones])
+        return
+    rig = rig_skeleton(armature_obj, joint_to_bone)
+    check_keyable(armature_obj, [rig.bone_names[b] for b in rig.driven_bones()])
+
+
+def check_switched(armature_obj, bone_map=None, frame: int | None = None) -> None:
+    """MotionError when ``armature_obj`` is a Rigify rig whose limbs are not in FK (or neck/head
+    not following) at ``frame`` (default: the current one): Continue and In-between key the FK
+    controls into the existing action, which moves nothing while the limbs are in IK."""
+    if not is_rigify(armature_obj, bone_map):
+        return
+    scene = bpy.context.scene
+    current = (scene.frame_current, scene.frame_subframe)
+    try:
+        if frame is not None:
+            scene.frame_set(int(frame))
+        wrong = [f"{bone}[\"{prop}\"]" for bone, prop, value in rigify.SWITCHES
+                 if abs(float(armature_obj.pose.bones[bone].get(prop, value)) - value) > 1e-3]
+    finally:
+        scene.frame_set(current[0], subframe=current[1])
+    if wrong:
+        where = f" at frame {frame}" if frame is not None else ""
+        raise MotionError(f"the Rigify rig '{armature_obj.name}' is not in FK{where} ({', '.join(wrong[:3])}"
+                          f"{', ...' if len(wrong) > 3 else ''}): MotionGPT keys the FK controls; Generate a motion "
+                          "first (it keys the FK switch) or set IK_FK to 1 on the arm and leg parents")
+
+
+def _key_switches(channels, armature_obj, switches, frame: float) -> None:
+    """One key per Rigify switch (custom property) at ``frame``."""
+    for bone, prop, value in switches:
+        pose_bone = armature_obj.pose.bones[bone]
+        if prop not in pose_bone.keys():
+            continue
+        fcurve = anim_compat.new_fcurve(channels, pose_bone.path_from_id(f'["{prop}"]'), 0, pose_bone.name)
+        anim_compat.write_keys(fcurve, np.array([float(frame)]), np.array([float(value)]), interpolation="CONSTANT")
+
+
 def check_keyable(armature_obj, bone_names) -> None:
     """MotionError when none of ``bone_names`` may get a single key (all locked, mechanism or
     constraint-driven bones)."""
@@ -265,13 +381,11 @@ def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int |
     if keys == "SPARSE" and not (rotation_tolerance > 0 and location_tolerance > 0):
         raise MotionError("Sparse keys need tolerances above zero")
     check_editable(armature_obj)
-    rig = rig_skeleton(armature_obj, check_rig(armature_obj, bone_map))
-    check_keyable(armature_obj, [rig.bone_names[b] for b in rig.driven_bones()])
+    fitted = fit_pose(armature_obj, motion.joints, motion.fps, bone_map, clean_feet=clean_feet, in_place=in_place)
 
     scene = bpy.context.scene
     fps = scene_fps(scene)
-    space = rig_space(armature_obj, rig)
-    track = fit_motion(motion.joints, motion.fps, rig, clean_feet=clean_feet, in_place=in_place, space=space)
+    space, track = fitted.space, fitted.track
     sparse = keys == "SPARSE"
     # a pose bone's location is in armature units (rotated); world = armature x the object's scale
     location_units = location_tolerance / (space.metres_per_unit
@@ -286,8 +400,9 @@ def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int |
     try:
         nla_track = anim_compat.push_to_nla(armature_obj)
         action, channels = anim_compat.new_action(armature_obj, action_name or "MotionGPT")
+        _key_switches(channels, armature_obj, fitted.switches, frames[0])
         for column, bone in enumerate(track.bones):
-            pose_bone = armature_obj.pose.bones[rig.bone_names[bone]]
+            pose_bone = armature_obj.pose.bones[fitted.bone_names[bone]]
             prop, values = rotation_channels(track.rotations[:, column], pose_bone.rotation_mode)
             _key_property(channels, pose_bone, prop, frames, values, keyable_channels(pose_bone, prop, 4),
                           rotation_tolerance if sparse else None)
@@ -299,6 +414,9 @@ def apply_motion(armature_obj, motion: Motion, bone_map=None, start_frame: int |
     except Exception:
         anim_compat.restore_state(armature_obj, state, nla_track, action)
         raise
+    for bone, prop, value in fitted.switches:       # as keyed, also before the next frame change
+        if prop in armature_obj.pose.bones[bone].keys():
+            armature_obj.pose.bones[bone][prop] = value
     return action
 
 

@@ -46,6 +46,7 @@ HUMAN_LEG_RANGE = (0.45, 1.3)                  # m: thigh + shin of a rig taken 
 GROUND_TOLERANCE = 0.0075                      # m: planted feet this close to the ground are left as they are
 BELOW_ORIGIN = 0.5                             # legs: a rest floor this far under the origin is no floor
 UNIT_GUESSES = (1.0, 0.01, 0.001, 0.0254, 0.1)  # metres per rig unit tried in turn: m, cm, mm, inch, dm
+SAME_POINT = 1e-6                              # of the rig's extent: two rest joints closer than this are one point
 
 
 def engine_to_blender(points: np.ndarray) -> np.ndarray:
@@ -72,7 +73,10 @@ def quat_from_matrix(matrices: np.ndarray) -> np.ndarray:
 def _safe_between(v0: np.ndarray, v1: np.ndarray) -> np.ndarray:
     """quat_between, with a half turn about a perpendicular axis when v0 and v1 are opposite."""
     v0, v1 = np.broadcast_arrays(v0, v1)
-    quats = quat_between(v0, v1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        quats = quat_between(v0, v1)
+    degenerate = ~((np.linalg.norm(v0, axis=-1) > 1e-12) & (np.linalg.norm(v1, axis=-1) > 1e-12))
+    quats[degenerate] = [1.0, 0.0, 0.0, 0.0]     # no direction to turn from or to: no turn
     opposite = ~np.isfinite(quats).all(-1)
     if opposite.any():
         axis = np.cross(v0[opposite], [1.0, 0.0, 0.0])
@@ -146,7 +150,7 @@ class RigSkeleton:
         """(3,) unit direction the rig faces in its rest pose (left x up; -Y for a usual rig)."""
         rest = self.rest_joints
         across = rest[1] - rest[2]
-        up = rest[aim_joint(0, self.mapped)] - rest[0]
+        up = rest[aim_joint(0, self.mapped, rest)] - rest[0]
         return _normalised(np.cross(across, up))
 
     def driven_bones(self) -> np.ndarray:
@@ -166,9 +170,24 @@ def leg_length(joints: np.ndarray) -> np.ndarray:
             + np.linalg.norm(joints[..., ankle, :] - joints[..., PARENTS[ankle], :], axis=-1))
 
 
-def aim_joint(joint: int, mapped: np.ndarray) -> int:
-    """The mapped joint the bone of ``joint`` points at, or -1 for a leaf."""
-    return next((c for c in AIM_CANDIDATES.get(joint, ()) if mapped[c]), -1)
+def aim_joint(joint: int, mapped: np.ndarray, rest_joints: np.ndarray | None = None) -> int:
+    """The mapped joint the bone of ``joint`` points at, or -1 for a leaf. With ``rest_joints``
+    (22, 3), a candidate at the same rest position as ``joint`` (two mapped bones sharing a head,
+    e.g. Rigify's hips and chest controls) is passed over: it gives no direction."""
+    for candidate in AIM_CANDIDATES.get(joint, ()):
+        if not mapped[candidate]:
+            continue
+        if rest_joints is not None and not (
+                np.linalg.norm(rest_joints[candidate] - rest_joints[joint]) > SAME_POINT * _spread(rest_joints)):
+            continue
+        return candidate
+    return -1
+
+
+def _spread(rest_joints: np.ndarray) -> float:
+    """The largest extent of the mapped rest joints (NaN rows ignored), at least 1e-12."""
+    finite = rest_joints[np.isfinite(rest_joints).all(-1)]
+    return max(float(np.ptp(finite, axis=0).max()), 1e-12) if len(finite) else 1e-12
 
 
 def mapped_parent(joint: int, mapped: np.ndarray) -> int:
@@ -327,7 +346,7 @@ def solve_deltas(targets: np.ndarray, rest_joints: np.ndarray, forward: np.ndarr
     for joint in range(NUM_JOINTS):                       # SMPL order lists parents first
         parent = mapped_parent(joint, mapped)
         parent_delta = deltas[:, parent] if parent >= 0 else identity
-        aim = aim_joint(joint, mapped)
+        aim = aim_joint(joint, mapped, rest_joints)
         if not mapped[joint] or aim < 0:
             deltas[:, joint] = parent_delta
             continue
@@ -472,6 +491,29 @@ class PoseTrack:
 
 def fit_motion(joints: np.ndarray, fps: float, rig: RigSkeleton, clean_feet: bool = True,
                in_place: bool = False, space: RigSpace | None = None, on_ground: bool | None = None) -> PoseTrack:
+    """Pose the rig along a motion: ``joints`` (T, 22, 3) engine coordinates in metres at ``fps``
+    (``fit_joints``), as the local rotations of its mapped bones and their ancestors and the
+    pelvis bone's location (``PoseTrack``)."""
+    fitted = fit_joints(joints, fps, rig, clean_feet=clean_feet, in_place=in_place, space=space, on_ground=on_ground)
+    return local_pose(fitted.deltas, fitted.root, rig, fps)
+
+
+@dataclass
+class FittedJoints:
+    """The rig posed along a motion, before it becomes keys: ``deltas`` (T, 22, 4) armature-space
+    rotation of each SMPL joint's bone from its rest pose, ``root`` (T, 3) the pelvis bone's head
+    (armature space, rig units)."""
+
+    deltas: np.ndarray
+    root: np.ndarray
+
+    def joints(self, rig: RigSkeleton) -> np.ndarray:
+        """(T, 22, 3) the posed joints (armature space), NaN for joints the rig lacks."""
+        return forward_kinematics(self.root, self.deltas, rig.rest_joints)
+
+
+def fit_joints(joints: np.ndarray, fps: float, rig: RigSkeleton, clean_feet: bool = True,
+               in_place: bool = False, space: RigSpace | None = None, on_ground: bool | None = None) -> FittedJoints:
     """Pose the rig along a motion: ``joints`` (T, 22, 3) engine coordinates in metres at ``fps``.
 
     ``space`` maps engine metres to the rig (default: armature space is the world, in metres).
@@ -503,7 +545,62 @@ def fit_motion(joints: np.ndarray, fps: float, rig: RigSkeleton, clean_feet: boo
         lift = space.ground_height - planted_floor(rig, space, targets[:, 0], deltas, contacts)
         if abs(lift) > GROUND_TOLERANCE:
             targets[:, 0] = space.from_engine(space.to_engine(targets[:, 0]) + [0.0, lift, 0.0])
-    return _local_pose(deltas, targets[:, 0], rig, fps)
+    return FittedJoints(deltas, targets[:, 0])
+
+
+@dataclass(frozen=True)
+class ControlRig:
+    """Control bones that pose a rig whose fitted skeleton they do not belong to (a Rigify rig:
+    FK controls drive ORG bones through constraints and MCH parents).
+
+    bones (K,) indices into the ``RigSkeleton`` keyed with rotations; joints (K,) the SMPL joint
+    whose armature-space delta each control takes (-1: stays at rest); parent_joints (K,) the SMPL
+    joint whose delta the control's *Blender* parent carries when posed (-1: the parent stays at
+    rest); root_bone the control that gets the location (its parent at rest); root_path the
+    controls from it down to the pelvis joint, each turning the next one's head about its own
+    (the pelvis sits at root_path[0]'s head + the turned offsets).
+    """
+
+    bones: np.ndarray
+    joints: np.ndarray
+    parent_joints: np.ndarray
+    root_bone: int
+    root_path: np.ndarray
+
+
+def control_pose(fitted: FittedJoints, rig: RigSkeleton, controls: ControlRig, fps: float) -> PoseTrack:
+    """The controls' basis rotations and the root control's location for a fitted pose.
+
+    A control with rest orientation R in armature space, its Blender parent posed by delta P, that
+    should be posed by delta D gets basis rotation R^-1 P^-1 D R. The root control's location moves
+    the pelvis to ``fitted.root``: offset = root - (head_0 + sum_i D_i (head_{i+1} - head_i)) along
+    ``root_path`` (the last "head" being the pelvis), in the root control's rest frame."""
+    deltas = fitted.deltas
+    frames = deltas.shape[0]
+    identity = np.tile([1.0, 0.0, 0.0, 0.0], (frames, 1))
+
+    def delta(joint: int) -> np.ndarray:
+        return identity if joint < 0 else deltas[:, joint]
+
+    bones = np.asarray(controls.bones, dtype=int)
+    rest_quats = quat_from_matrix(rig.bone_rest[bones, :3, :3])
+    local = np.empty((frames, len(bones), 4))
+    for column, (joint, parent) in enumerate(zip(controls.joints, controls.parent_joints)):
+        turn = quat_mul(quat_inv(delta(int(parent))), delta(int(joint)))
+        rest_q = np.broadcast_to(rest_quats[column], turn.shape)
+        local[:, column] = quat_mul(quat_mul(quat_inv(rest_q), turn), rest_q)
+    local = _continuous(_unit_quats(local.reshape(-1, 4)).reshape(local.shape))
+
+    joint_of = {int(b): int(j) for b, j in zip(bones, controls.joints)}
+    path = [int(b) for b in controls.root_path]
+    heads = [rig.bone_rest[b, :3, 3] for b in path] + [rig.rest_joints[0]]
+    at_rest_root = np.broadcast_to(heads[0], (frames, 3)).copy()
+    for step, bone in enumerate(path):
+        offset = np.broadcast_to(heads[step + 1] - heads[step], (frames, 3))
+        at_rest_root += quat_rotate(delta(joint_of.get(bone, -1)), offset)
+    root_rest = rig.bone_rest[controls.root_bone]
+    location = (fitted.root - at_rest_root) @ root_rest[:3, :3]
+    return PoseTrack(bones, local, int(controls.root_bone), location, fps)
 
 
 def leg_scale(joints: np.ndarray, rig: RigSkeleton, space: RigSpace) -> float:
@@ -537,7 +634,7 @@ def planted_floor(rig: RigSkeleton, space: RigSpace, root: np.ndarray, deltas: n
     return float(np.median(planted)) if planted.size else float(lowest[np.isfinite(lowest)].min())
 
 
-def _local_pose(deltas: np.ndarray, root: np.ndarray, rig: RigSkeleton, fps: float) -> PoseTrack:
+def local_pose(deltas: np.ndarray, root: np.ndarray, rig: RigSkeleton, fps: float) -> PoseTrack:
     """Joint deltas (T, 22, 4) and pelvis path (T, 3) -> pose-bone basis rotations and location.
 
     A bone's armature-space delta is its joint's, or its parent's when it plays no joint;
@@ -581,6 +678,16 @@ def _continuous(quats: np.ndarray) -> np.ndarray:
 EULER_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
 
 
+def _unit_quats(quats: np.ndarray) -> np.ndarray:
+    """(T, 4) quaternions normalised; a zero or non-finite one (a bone the fit could give no
+    direction) becomes the identity instead of an error."""
+    quats = np.array(quats, dtype=np.float64)
+    norms = np.linalg.norm(quats, axis=-1, keepdims=True)
+    bad = ~(np.isfinite(quats).all(-1, keepdims=True) & (norms > 1e-9))
+    quats = np.where(bad, [1.0, 0.0, 0.0, 0.0], quats / np.where(bad, 1.0, norms))
+    return quats
+
+
 def rotation_channels(quats: np.ndarray, mode: str) -> tuple[str, np.ndarray]:
     """(T, 4) quaternions -> (pose-bone property, (T, n) channel values) for a rotation mode.
 
@@ -588,6 +695,7 @@ def rotation_channels(quats: np.ndarray, mode: str) -> tuple[str, np.ndarray]:
     applied in that order about fixed axes, scipy's extrinsic lower-case order) -> rotation_euler
     (x, y, z) radians, unwrapped along time; AXIS_ANGLE -> rotation_axis_angle (angle, x, y, z).
     """
+    quats = _unit_quats(quats)
     if mode == "QUATERNION":
         return "rotation_quaternion", quats
     rotation = Rotation.from_quat(quats, scalar_first=True)
