@@ -196,7 +196,7 @@ HDM05_MIN_SECONDS = 3.6       # shorter clips (a hop is 0.6 s) are held still be
 PREDICTION_LABELS = {
     "basketball": ("basketball", ["plays basketball", "dribbles and shoots a basketball", "plays with a basketball"]),
     "basketball_signal": ("basketball-signal", ["makes basketball referee signals with the arms",
-                                                "signals like a basketball referee", "gives referee hand signals"]),
+                                                "makes referee signals like in basketball", "gives referee hand signals"]),
     "directing_traffic": ("directing-traffic", ["directs traffic with the arms", "waves the traffic on like a policeman",
                                                 "directs traffic"]),
     "jumping": ("jump", ["jumps", "jumps up and down", "jumps forward"]),
@@ -368,7 +368,8 @@ def rephrase_caption(name: str, captions: Sequence[str], rng: np.random.Generato
 
 
 # Label head verbs too general to stand for an action ("takes a bow", "says bye", "gives a response").
-_GENERAL_HEADS = {"takes", "says", "gives", "keeps", "performs", "makes", "does", "gets"}
+_GENERAL_HEADS = {"takes", "says", "gives", "keeps", "performs", "makes", "does", "gets",
+                  "bends", "brings", "stretches"}     # HDM05 phrasings whose head verb is not the action
 
 
 def label_phrases() -> dict[str, list[str]]:
