@@ -36,6 +36,7 @@ import numpy as np
 
 from .bone_maps import BoneMap, load_bone_map
 from .errors import MotionError
+from .files import read_input_bytes
 from .motion import JOINT_NAMES, NUM_JOINTS, Motion, fill_missing_joints
 
 DEFAULT_FPS = 120.0
@@ -127,19 +128,7 @@ class AmcMotion:
 def _read_lines(path: str | Path, what: str) -> tuple[str, list[str]]:
     """(source, lines) of a text file, UTF-8 or else Latin-1; MotionError naming the file."""
     path = Path(path)
-    try:
-        if path.is_dir():
-            raise MotionError(f"{what} file {path} is a folder, not a file")
-        if not path.exists():
-            raise MotionError(f"{what} file {path} does not exist")
-        if not path.is_file():
-            raise MotionError(f"{what} file {path} is not a regular file")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise MotionError(f"{what} file {path} is {size} bytes (at most {MAX_FILE_BYTES})")
-        raw = path.read_bytes()
-    except OSError as error:
-        raise MotionError(f"{what} file {path} cannot be read: {error.strerror or error}") from None
+    raw = read_input_bytes(path, what, MAX_FILE_BYTES)
     try:
         text = raw.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError:

@@ -557,11 +557,9 @@ def iter_cmu(root: Path, limit: int | None = None) -> Iterator[tuple[str, Motion
     from .bvh import parse_bvh, read_bvh
     folder = root / "cmu"
     descriptions = _read_descriptions(folder / "descriptions.tsv")
-    count = 0
     for file_name in sorted(descriptions)[:limit]:
         motion = read_bvh(folder / file_name, bone_map="cmu")
         yield f"cmu_{file_name[:-4]}", motion, cmu_captions(descriptions[file_name])
-        count += 1
     archive = folder / "cmu-01-09-more.tar.xz"
     if not archive.is_file():
         raise MotionError(f"{archive}: the other 33 CMU trials' archive was not found")
@@ -638,7 +636,7 @@ def split_of_clip(name: str) -> str:
     """The split a source clip belongs to: 'test' for every take of ``HDM05_TEST_ACTOR``, else
     ``split_of`` (of the take for a prediction window). The prediction subset's own train/test
     folders are not kept: all its washing-window takes are in its test folder."""
-    if name.startswith(f"hdm05_") and name.split("_")[-2] == HDM05_TEST_ACTOR:
+    if name.startswith("hdm05_") and name.split("_")[-2] == HDM05_TEST_ACTOR:
         return "test"
     if name.startswith("cmupred_"):           # every window of a take in the take's split
         return split_of(name.rsplit("_", 1)[0])

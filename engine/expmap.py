@@ -70,6 +70,7 @@ from scipy.spatial.transform import Rotation
 from .asf import MAX_ABS_VALUE, acclaim_bone_map
 from .bvh import UNIT_SCALES
 from .errors import MotionError
+from .files import read_input_bytes
 from .motion import JOINT_NAMES, NUM_JOINTS, Motion, fill_missing_joints
 
 CMU_PREDICTION_FPS = 120.0
@@ -148,18 +149,7 @@ def _decode(raw: bytes, source: str) -> str:
 
 def _read_text(path: Path) -> tuple[str, str]:
     """(source, text) of a file; MotionError naming the file for anything unreadable."""
-    try:
-        if path.is_dir():
-            raise MotionError(f"exponential-map file {path} is a folder, not a file")
-        if not path.is_file():
-            raise MotionError(f"exponential-map file {path} does not exist or is not a regular file")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise MotionError(f"exponential-map file {path} is {size} bytes (at most {MAX_FILE_BYTES})")
-        raw = path.read_bytes()
-    except OSError as error:
-        raise MotionError(f"exponential-map file {path} cannot be read: {error.strerror or error}") from None
-    return str(path), _decode(raw, str(path))
+    return str(path), _decode(read_input_bytes(path, "exponential-map", MAX_FILE_BYTES), str(path))
 
 
 def parse_expmap_rows(text: str, source: str = "<string>") -> tuple[np.ndarray, list[int]]:

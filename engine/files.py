@@ -98,6 +98,25 @@ def save_npy(path: str | Path, array: np.ndarray, what: str = "output") -> None:
 NPY_MAGIC = b"\x93NUMPY"
 
 
+def read_input_bytes(path: str | Path, what: str, max_bytes: int) -> bytes:
+    """The bytes of an input file; MotionError naming ``what`` and the file when it is a folder,
+    missing, not a regular file, larger than ``max_bytes`` or unreadable."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise MotionError(f"{what} file {path} is a folder, not a file")
+        if not path.exists():
+            raise MotionError(f"{what} file {path} does not exist")
+        if not path.is_file():
+            raise MotionError(f"{what} file {path} is not a regular file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise MotionError(f"{what} file {path} is {size} bytes (at most {max_bytes})")
+        return path.read_bytes()
+    except OSError as error:
+        raise MotionError(f"{what} file {path} cannot be read: {error.strerror or error}") from None
+
+
 def load_npy(path: str | Path, what: str = "motion file") -> np.ndarray:
     """Read a ``.npy`` array of numbers (float or int) without trusting its header.
 
