@@ -6,8 +6,8 @@ On the paraphrase set (tests/data/paraphrases.tsv, bench/paraphrases.py), in one
   ``SEED_SETS``) from each paraphrase, then ``describe`` on the result by ONE judge (the bundled
   model's describe, for both rows); counts when the description names the prompt's action
   (``action_of_caption``).
-  "with" = the bundled model (captions read by the pretrained text encoder); "without" = the same
-  motion tokenizer with the previous bundled language model, whose text side is its own byte-level
+  "with" = the bundled model (captions read by the pretrained text encoder); "without" = the first
+  bundled language model with the tokenizer its tokens belong to, whose text side is its own byte-level
   BPE trained on our captions (read from git history, commit ``WITHOUT_COMMIT``).
 - ``round_trip_no_reading``: the bundled model with its readings switched off (``engine.reading``:
   captions with unknown words left after the lexicon read as typed, as model v0.3.0 did);
@@ -52,6 +52,10 @@ import numpy as np
 
 WITHOUT_COMMIT = "d987130"     # assets: the first bundled default model (BPE text side)
 LM_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+# The tokenizer whose tokens that language model reads: v0.2.0's decoder on v0.1.0's encoder and
+# codebook (tokens unchanged through v0.3.0; the bundled v0.4.0 tokenizer has other tokens).
+TOKENIZER_COMMIT = "f398843"
+TOKENIZER_FILES = ("config.json", "model.safetensors", "mean.npy", "std.npy")
 SECONDS = 4.0
 SEED_SETS = 3       # each prompt generated 3 times: 408 round trips, about +-2.5 points of noise
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -59,18 +63,19 @@ OTHER_SETS = {"heldout_": DATA / "paraphrases_heldout.tsv", "blind_": DATA / "pa
 
 
 def previous_model(folder: Path) -> Path | None:
-    """A model folder with today's tokenizer and the BPE-only language model of WITHOUT_COMMIT,
-    or None when git history is not available."""
+    """A model folder with the BPE-only language model of WITHOUT_COMMIT and the tokenizer of
+    TOKENIZER_COMMIT (the one its tokens belong to), or None when git history is not available."""
     from engine.model import DEFAULT_MODEL
     repo = Path(__file__).resolve().parents[1]
-    (folder / "lm").mkdir(parents=True)
-    for name in LM_FILES:
-        result = subprocess.run(["git", "show", f"{WITHOUT_COMMIT}:assets/models/default/lm/{name}"],
+    wanted = [(WITHOUT_COMMIT, "lm", name) for name in LM_FILES] + \
+        [(TOKENIZER_COMMIT, "tokenizer", name) for name in TOKENIZER_FILES]
+    for commit, part, name in wanted:
+        result = subprocess.run(["git", "show", f"{commit}:assets/models/default/{part}/{name}"],
                                 cwd=repo, capture_output=True)
         if result.returncode != 0:
             return None
-        (folder / "lm" / name).write_bytes(result.stdout)
-    shutil.copytree(DEFAULT_MODEL / "tokenizer", folder / "tokenizer")
+        (folder / part).mkdir(parents=True, exist_ok=True)
+        (folder / part / name).write_bytes(result.stdout)
     shutil.copy(DEFAULT_MODEL / "config.json", folder / "config.json")
     return folder
 

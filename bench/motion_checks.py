@@ -578,16 +578,19 @@ def physical_punches(joints: np.ndarray) -> bool:
 
 
 def physical_kicks(joints: np.ndarray) -> bool:
-    """``kicks`` with the kicking foot 0.7 m or more in front of the pelvis (real kicks: 0.78-1.07;
-    a knee raised to the elbow: 0.46-0.63), standing (pelvis above 70 %)."""
+    """A foot 0.45 m or more above the floor and 0.7 m or more out from the pelvis, in front or to
+    the side (a front kick or a side kick; not behind), while the other foot stays below 0.2 m,
+    standing (pelvis above 70 %). Real front kicks reach 0.78-1.07 m out, side kicks about 1 m; a
+    knee raised to the elbow keeps the foot 0.46-0.63 m out."""
     floor = floor_height(joints)
     forward, _ = body_frame(joints)
     level = pelvis_height(joints) > 0.7
     for foot, other in ((L_FOOT, R_FOOT), (R_FOOT, L_FOOT)):
+        offset = (joints[:, foot] - joints[:, PELVIS])[:, [0, 2]]
         high = joints[:, foot, 1] - floor >= 0.45
-        ahead = ((joints[:, foot] - joints[:, PELVIS]) * forward).sum(-1) > 0.7
+        out = (np.linalg.norm(offset, axis=-1) >= 0.7) & ((offset * forward[:, [0, 2]]).sum(-1) > -0.1)
         low = joints[:, other, 1] - floor < 0.2
-        if (high & ahead & low & level).any():
+        if (high & out & low & level).any():
             return True
     return False
 

@@ -19,7 +19,8 @@ import motion_checks  # noqa: E402
 HDM05 = {"squat": "train/10/HDM_bd_squat1Reps_001_120.amc",
          "lie_down": "train/7/HDM_bd_lieDownFloor_001_120.amc",
          "kick": "train/6/HDM_bd_kickLFront1Reps_001_120.amc",
-         "hop": "train/4/HDM_bd_hopBothLegs1hops_001_120.amc"}
+         "hop": "train/4/HDM_bd_hopBothLegs1hops_001_120.amc",
+         "elbow_to_knee": "train/2/HDM_bd_elbowToKnee1RepsLelbowStart_005_120.amc"}
 # each take: its own check passes, these fail
 MUST_FAIL = {
     "squat": ("lie_down", "walk", "jump", "kick", "sit", "stand_up", "crawl", "cartwheel", "spin"),
@@ -56,6 +57,14 @@ def test_a_real_take_passes_its_check_and_fails_others(takes, action):
     assert checks[action](joints), f"a real {action} take fails its own check"
     passing = [other for other in MUST_FAIL[action] if checks[other](joints)]
     assert not passing, f"a real {action} take passes the checks of {passing}"
+
+
+def test_a_knee_raised_to_the_elbow_is_not_a_kick(takes):
+    """The kick check takes front and side kicks (the foot 0.7 m out from the pelvis); a knee raised
+    to the opposite elbow keeps the foot closer and passes neither the kick nor the jump check."""
+    joints = takes["elbow_to_knee"]
+    assert not motion_checks.PHYSICAL_CHECKS["kick"](joints)
+    assert not motion_checks.PHYSICAL_CHECKS["jump"](joints)
 
 
 def test_every_action_of_the_blind_prompts_has_a_check():
