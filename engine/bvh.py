@@ -28,7 +28,7 @@ import numpy as np
 
 from .bone_maps import BoneMap, detect_bone_map, load_bone_map
 from .errors import MotionError
-from .files import write_text
+from .files import check_input_file, write_text
 from .motion import (JOINT_NAMES, NUM_JOINTS, PARENTS, RAW_OFFSETS, Motion, bone_lengths, fill_missing_joints,
                      quat_between, quat_inv, quat_mul, quat_rotate, quat_to_matrix)
 
@@ -523,12 +523,7 @@ def read_bvh_file(path: str | Path) -> BvhFile:
     """
     path = Path(path)
     try:
-        if path.is_dir():
-            raise MotionError(f"BVH file {path} is a folder, not a file")
-        if not path.exists():
-            raise MotionError(f"BVH file {path} does not exist")
-        if not path.is_file():
-            raise MotionError(f"BVH file {path} is not a regular file")
+        check_input_file(path, "BVH")
         with open(path, "rb") as stream:
             return _parse_stream(stream, os.fstat(stream.fileno()).st_size, str(path))
     except OSError as error:

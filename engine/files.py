@@ -98,17 +98,23 @@ def save_npy(path: str | Path, array: np.ndarray, what: str = "output") -> None:
 NPY_MAGIC = b"\x93NUMPY"
 
 
+def check_input_file(path: Path, what: str) -> None:
+    """MotionError naming ``what`` and the file when ``path`` is a folder, missing or not a regular
+    file (OSError from the file system passes through for the caller's message)."""
+    if path.is_dir():
+        raise MotionError(f"{what} file {path} is a folder, not a file")
+    if not path.exists():
+        raise MotionError(f"{what} file {path} does not exist")
+    if not path.is_file():
+        raise MotionError(f"{what} file {path} is not a regular file")
+
+
 def read_input_bytes(path: str | Path, what: str, max_bytes: int) -> bytes:
     """The bytes of an input file; MotionError naming ``what`` and the file when it is a folder,
     missing, not a regular file, larger than ``max_bytes`` or unreadable."""
     path = Path(path)
     try:
-        if path.is_dir():
-            raise MotionError(f"{what} file {path} is a folder, not a file")
-        if not path.exists():
-            raise MotionError(f"{what} file {path} does not exist")
-        if not path.is_file():
-            raise MotionError(f"{what} file {path} is not a regular file")
+        check_input_file(path, what)
         size = path.stat().st_size
         if size > max_bytes:
             raise MotionError(f"{what} file {path} is {size} bytes (at most {max_bytes})")
