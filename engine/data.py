@@ -208,6 +208,14 @@ PREDICTION_LABELS = {
 }
 PREDICTION_WINDOW_SECONDS = 10.0     # long prediction takes are cut into windows of this length
 
+# CMU content labels for the trials that show one action only (the others are "cmu", a mixed class):
+# label -> (the trials' description, verb phrases). 01_02 and 01_04 are described "playground -
+# climb" and show nothing else; the playground takes that go on to hang, swing or sit stay "cmu".
+CMU_LABELS = {
+    "climb": ("playground - climb", ["climbs", "climbs up onto a playground structure", "climbs up the playground"]),
+}
+CMU_LABELLED_TRIALS = {"01_02": "climb", "01_04": "climb"}
+
 
 def phrased_captions(phrases: Sequence[str]) -> list[str]:
     """Three captions from verb phrases: "a person ...", "someone ...", "the person ..."."""
@@ -247,10 +255,14 @@ def augment_caption(caption: str, rng: np.random.Generator) -> str:
 
 # Bandai contents that travel (a place can follow their verb) and gestures (a context can follow).
 LOCOMOTION_CONTENT = {"walk", "run", "dash", "walk-back", "walk-left", "walk-right", "walk-turn-left",
-                      "walk-turn-right"}
+                      "walk-turn-right", "sneak"}
 GESTURE_CONTENT = {"bow", "bye", "byebye", "guide", "respond", "call", "wave-both-hands", "wave-left-hand",
                    "wave-right-hand", "raise-up-both-hands", "raise-up-left-hand", "raise-up-right-hand"}
 _HAND_IN_CAPTION = re.compile(r"with (the left hand|the right hand|both hands)")
+# HDM05 contents done with one hand or leg: a composed caption names the clip's own ("with the left leg").
+SIDED_LIMB_CONTENT = {"put-down", "reach-up", "front-kick"}
+_SIDED_WORKING_LIMB = re.compile(r"with (the (?:left|right) (?:hand|arm|leg|foot))")
+_SIDE_WORD = re.compile(r"\b(left|right)\b")
 _SIDED_LIMB = re.compile(r"\b(?:the |its |his |her )?(?:left|right) (hand|arm|leg|foot)\b")
 _BOTH_LIMBS = re.compile(r"\bboth (hands|arms)\b")
 _SIDE_DIRECTION = re.compile(r"\s*\b(?:(?:to|toward|towards) )?(?:the )?(?:left|right)\b(?:[- ]side)?")
@@ -285,7 +297,8 @@ def bandai_labels_of_clip(name: str) -> tuple[str, str] | None:
 def content_label_of_clip(name: str) -> str:
     """The content label a dataset clip shows, for every source: Bandai's content ("bow", mirrored
     sides swapped), the HDM05 class's and the prediction label's (``HDM05_CLASSES``,
-    ``PREDICTION_LABELS``: "squat", "jump"), "cmu" for the CMU trials."""
+    ``PREDICTION_LABELS``: "squat", "jump"), ``CMU_LABELLED_TRIALS``' ("climb") and "cmu" for the
+    other CMU trials."""
     labels = bandai_labels_of_clip(name)
     if labels is not None:
         return labels[0]
@@ -295,7 +308,7 @@ def content_label_of_clip(name: str) -> str:
     if stem.startswith("cmupred_"):
         label = stem.split("_", 1)[1].rsplit("_", 2)[0]
         return PREDICTION_LABELS.get(label, ("cmupred",))[0]
-    return "cmu"
+    return CMU_LABELLED_TRIALS.get(stem.removeprefix("cmu_"), "cmu")
 
 
 def source_of_clip(name: str) -> str:
@@ -334,25 +347,34 @@ def _with_adjective(subject: str, adjective: str) -> str:
 
 
 def rephrase_caption(name: str, captions: Sequence[str], rng: np.random.Generator) -> str:
-    """A free-form caption for a Bandai clip, composed from ``engine.caption_bank``: a subject (with a
-    style adjective, or a style adverb after the verb), one of many verb phrases of the clip's
-    content, sometimes a place (locomotion) or a context (gestures): "a fatigued elf tramps
-    along". The working hand comes from the clip's own captions; ``SIDELESS`` of the captions
-    leave the side out (``without_sides``). Other clips (CMU, or a content the bank lacks) get one
-    of their ``captions`` unchanged."""
+    """A free-form caption for a clip, composed from ``engine.caption_bank``: a subject (with a
+    style adjective, or a style adverb after the verb, for Bandai's styles), one of many verb
+    phrases of the clip's content (``content_label_of_clip``: Bandai's, HDM05's, the prediction
+    subset's, CMU's climbs), sometimes a place (locomotion) or a context (gestures): "a fatigued elf
+    tramps along", "a woman stretches out flat on the floor". The working hand or leg comes from the
+    clip's own captions; ``SIDELESS`` of the captions leave the side out (``without_sides``).
+    Other clips (the mixed CMU trials, or a content the bank lacks) get one of their ``captions``
+    unchanged."""
     from . import caption_bank as bank
 
     labels = bandai_labels_of_clip(name)
-    if labels is None or labels[0] not in bank.CONTENT_PHRASES or labels[1] not in BANDAI_STYLE:
+    bandai = labels is not None
+    content, style = labels if bandai else (content_label_of_clip(name), "normal")
+    if content not in bank.CONTENT_PHRASES or style not in BANDAI_STYLE:
         return captions[int(rng.integers(len(captions)))]
-    content, style = labels
 
     def pick(options: Sequence[str]) -> str:
         return options[int(rng.integers(len(options)))]
 
     hand = _HAND_IN_CAPTION.search(" ".join(captions))
     hand_phrase = f" with {hand.group(1)}" if hand and content in HAND_OPEN_CONTENT else ""
-    verb = pick(bank.CONTENT_PHRASES[content] + tuple(BANDAI_CONTENT[content])).format(hand=hand_phrase)
+    # Bandai's label phrasings join the bank's; the other sources' name a side of the unmirrored take,
+    # so their clips draw the bank's sideless phrases and get their own side below.
+    own_phrases = tuple(BANDAI_CONTENT[content]) if bandai else ()
+    verb = pick(bank.CONTENT_PHRASES[content] + own_phrases).format(hand=hand_phrase)
+    limb = _SIDED_WORKING_LIMB.search(" ".join(captions))
+    if limb and content in SIDED_LIMB_CONTENT and not _SIDE_WORD.search(verb):
+        verb += f" with {limb.group(1)}"
     subject = pick(bank.SUBJECTS + CAPTION_SUBJECTS)
     if content in LOCOMOTION_CONTENT and rng.random() < 0.4:
         verb += " " + pick(bank.LOCOMOTION_PLACES)
@@ -374,9 +396,11 @@ _GENERAL_HEADS = {"takes", "says", "gives", "keeps", "performs", "makes", "does"
 
 def label_phrases() -> dict[str, list[str]]:
     """Every content label of the training data -> its verb phrases: Bandai's (``BANDAI_CONTENT``),
-    then HDM05's and the prediction subset's labels that Bandai lacks ("squat", "jump", ...)."""
+    then HDM05's, the prediction subset's and CMU's labels that Bandai lacks ("squat", "jump",
+    "climb", ...)."""
     phrases = {content: list(verbs) for content, verbs in BANDAI_CONTENT.items()}
-    for content, verbs in [*HDM05_CLASSES.values(), *PREDICTION_LABELS.values()]:
+    cmu = [(content, verbs) for content, (_, verbs) in CMU_LABELS.items()]
+    for content, verbs in [*HDM05_CLASSES.values(), *PREDICTION_LABELS.values(), *cmu]:
         phrases.setdefault(content, list(verbs))
     return phrases
 
@@ -394,8 +418,12 @@ def label_readings() -> dict[str, list[str]]:
     the first being the one read. (Not the CMU descriptions: measured, their short captions, "a
     person: walk", drew a quarter of the paraphrases and lowered how often a prompt was read as its
     action, 73.5 -> 70.6 % and 68.6 -> 67.1 %; captions that only use known words, "a person jumps",
-    still reach the language model as typed.)"""
-    return {content: [f"a person {phrase}" for phrase in phrases] for content, phrases in label_phrases().items()}
+    still reach the language model as typed.) A CMU label (``CMU_LABELS``) is read as its trials'
+    own caption ("a person: playground - climb"), the caption its clips were trained with."""
+    readings = {content: [f"a person {phrase}" for phrase in phrases] for content, phrases in label_phrases().items()}
+    for content, (description, _) in CMU_LABELS.items():
+        readings[content].insert(0, cmu_captions(description)[0])
+    return readings
 
 
 def style_words() -> dict[str, list[str]]:

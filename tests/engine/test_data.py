@@ -123,8 +123,8 @@ def test_bandai_labels_of_clip_swap_sides_for_mirrors():
 
 def test_rephrased_captions_keep_the_action_the_side_and_the_hand():
     from engine import caption_bank
-    from engine.data import BANDAI_CONTENT, BANDAI_STYLE, caption_words, rephrase_caption, training_vocabulary
-    assert set(caption_bank.CONTENT_PHRASES) == set(BANDAI_CONTENT)
+    from engine.data import BANDAI_STYLE, caption_words, label_phrases, rephrase_caption, training_vocabulary
+    assert set(caption_bank.CONTENT_PHRASES) == set(label_phrases())
     assert set(caption_bank.STYLE_ADVERBS) == set(caption_bank.STYLE_ADJECTIVES) == set(BANDAI_STYLE)
     rng = np.random.default_rng(0)
     vocabulary = training_vocabulary()
@@ -140,6 +140,25 @@ def test_rephrased_captions_keep_the_action_the_side_and_the_hand():
     for caption in mirrored + waving:
         assert caption_words(caption) <= vocabulary, caption
     assert rephrase_caption("cmu_01_01", ["a person: walk"], rng) == "a person: walk"
+
+
+def test_rephrased_captions_of_the_other_sources_keep_their_side():
+    from engine import caption_bank
+    from engine.data import rephrase_caption, without_sides
+    rng = np.random.default_rng(1)
+    # A mirrored HDM05 left front kick is a right kick: its own (mirrored) captions name the side.
+    kicks = [rephrase_caption("Mhdm05_kickLFront1Reps_bd_01", ["a person kicks forward with the right leg"], rng)
+             for _ in range(100)]
+    assert not any("left" in c for c in kicks)
+    assert 50 <= sum(c.endswith("with the right leg") for c in kicks) <= 90      # the others: SIDELESS
+    bank_verbs = {without_sides(f"x {v}")[2:] for v in caption_bank.CONTENT_PHRASES["front-kick"]}
+    assert all(any(v in c for v in bank_verbs) for c in kicks)
+    lying = {rephrase_caption("hdm05_lieDownFloor_bd_01", ["a person lies down on the floor"], rng) for _ in range(50)}
+    assert len(lying) > 10 and not any("left" in c or "right" in c for c in lying)
+    # The pure CMU climbs are the label "climb"; a mixed playground take keeps its description.
+    assert any("climb" in rephrase_caption("cmu_01_02", ["a person: playground - climb"], rng) for _ in range(20))
+    mixed = "a person: playground - climb, hang, swing"
+    assert {rephrase_caption("cmu_01_03", [mixed], rng) for _ in range(20)} == {mixed}
 
 
 def test_captions_without_sides_read_naturally():
