@@ -176,13 +176,30 @@ def learning_rate(config: TokenizerTraining, step: int) -> float:
 
 # ----------------------------------------------------------------------------- validation
 
+def heading_aligned(joints: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(T, J, 3) ``joints`` with each frame's pelvis moved onto ``truth``'s and turned about the
+    vertical (y) axis by the angle that brings its joints closest to ``truth``'s (least squares):
+    the pose in the body's own frame, with the heading the root path drifted to taken out."""
+    centred, target = joints - joints[:, :1], truth - truth[:, :1]
+    # Angle t of the turn x' = x cos t + z sin t, z' = -x sin t + z cos t that best fits target.
+    sine = (centred[..., 0] * target[..., 2] - centred[..., 2] * target[..., 0]).sum(-1)
+    cosine = (centred[..., 0] * target[..., 0] + centred[..., 2] * target[..., 2]).sum(-1)
+    angle = -np.arctan2(sine, cosine)[:, None]
+    turned = centred.copy()
+    turned[..., 0] = centred[..., 0] * np.cos(angle) + centred[..., 2] * np.sin(angle)
+    turned[..., 2] = -centred[..., 0] * np.sin(angle) + centred[..., 2] * np.cos(angle)
+    return turned + truth[:, :1]
+
+
 @torch.no_grad()
 def validate(model: MotionTokenizer, clips: list[tuple[str, np.ndarray]], data: Path) -> dict:
     """Reconstruction MPJPE (mm) of whole validation clips (decode -> joints vs ground truth),
-    also after aligning the pelvis ("local"), and the codebook usage of their tokens."""
+    also after aligning the pelvis ("local") and after aligning the pelvis and the heading
+    ("body", ``heading_aligned``: the pose alone, without the heading a long take's root path
+    drifts to), and the codebook usage of their tokens."""
     model.eval()
     step = model.config.frames_per_token
-    errors, local_errors, tokens_seen = [], [], []
+    errors, local_errors, body_errors, tokens_seen = [], [], [], []
     for name, features in clips:
         usable = len(features) // step * step
         if usable < step:
@@ -194,12 +211,14 @@ def validate(model: MotionTokenizer, clips: list[tuple[str, np.ndarray]], data: 
         local = np.linalg.norm((joints - joints[:, :1]) - (truth - truth[:, :1]), axis=-1)
         errors.append(distance.reshape(-1))
         local_errors.append(local.reshape(-1))
+        body_errors.append(np.linalg.norm(heading_aligned(joints, truth) - truth, axis=-1).reshape(-1))
         tokens_seen.append(tokens)
     if not errors:
         raise MotionError(f"{data}: no validation clip has {step} frames or more")
     usage = codebook_usage(np.concatenate(tokens_seen), model.config.code_num)
     return {"mpjpe_mm": float(np.concatenate(errors).mean() * 1000),
             "mpjpe_local_mm": float(np.concatenate(local_errors).mean() * 1000),
+            "mpjpe_body_mm": float(np.concatenate(body_errors).mean() * 1000),
             "val_perplexity": usage["perplexity"], "val_used_codes": usage["used_codes"], "val_clips": len(errors)}
 
 

@@ -143,3 +143,23 @@ def test_two_gloo_processes_keep_identical_weights_and_codebook(dataset, tmp_pat
     # the codebook really moved away from its initial latents, and training happened
     assert rank0["ema"]["initialised"]
     assert [r["step"] for r in read_log(tmp_path / "ddp") if "loss" in r] == [2, 4]
+
+
+def test_heading_aligned_error_is_the_pose_alone(shared_data):
+    """A real clip whose whole path has turned 40 degrees and moved: every joint is off by up to a
+    metre with the pelvis aligned ("local"), and by nothing once the heading is aligned too; a
+    changed pose (the arms dropped 0.2 m) still counts in full."""
+    from engine.train import heading_aligned
+    truth = np.load(shared_data / "humanml3d" / "new_joints" / "012314.npy").astype(np.float64)
+    angle = np.radians(40.0)
+    turned = truth.copy()
+    turned[..., 0] = truth[..., 0] * np.cos(angle) + truth[..., 2] * np.sin(angle)
+    turned[..., 2] = -truth[..., 0] * np.sin(angle) + truth[..., 2] * np.cos(angle)
+    turned += np.array([2.0, 0.0, -1.0])
+    local = np.linalg.norm((turned - turned[:, :1]) - (truth - truth[:, :1]), axis=-1)
+    assert local.max() > 0.4
+    assert np.abs(heading_aligned(turned, truth) - truth).max() < 1e-9
+    dropped = truth.copy()
+    dropped[:, 16:22, 1] -= 0.2                     # shoulders, elbows and wrists 0.2 m lower
+    error = np.linalg.norm(heading_aligned(dropped, truth) - truth, axis=-1)
+    assert np.allclose(error[:, 16:22], 0.2, atol=1e-6) and error[:, :16].max() < 1e-9
