@@ -212,6 +212,21 @@ class WordNet:
         return found
 
 
+IRREGULAR_THIRD_PERSON = {"be": "is", "have": "has", "do": "does", "go": "goes"}
+
+
+def third_person(verb: str) -> str:
+    """The third person singular present of a verb in its base form: "lie" -> "lies", "reach" ->
+    "reaches", "carry" -> "carries", "do" -> "does"."""
+    if verb in IRREGULAR_THIRD_PERSON:
+        return IRREGULAR_THIRD_PERSON[verb]
+    if verb.endswith(("s", "sh", "ch", "x", "z")):
+        return verb + "es"
+    if len(verb) > 1 and verb.endswith("y") and verb[-2] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
 @functools.lru_cache(maxsize=1)
 def default_wordnet() -> WordNet:
     """The installed WordNet, read once per process."""
@@ -331,12 +346,35 @@ class Lexicon:
                         previous = mentioned
         return None
 
+    def as_statement(self, text: str) -> str:
+        """An order as the training captions say it, about a person: "lie down" -> "a person lies
+        down", "circle your arms forward" -> "a person circles their arms forward". ``text`` is an
+        order when its first word is a verb in its base form (WordNet) that is one of the action
+        words' lemmas or has at least as many verb senses as noun senses ("jump", "pick up";
+        not "people walking"); other text comes back unchanged."""
+        match = WORD.match(text.strip())
+        if match is None:
+            return text
+        word = match.group(0).lower()
+        if word in STOP_WORDS or word in NOUN_MARKERS or word in SUBJECT_PRONOUNS or word.endswith("ing"):
+            return text
+        verb_senses = len(self.wordnet.index["verb"].get(word, ()))
+        if not verb_senses or (self.forms.get(third_person(word)) is None and
+                               verb_senses < len(self.wordnet.index["noun"].get(word, ()))):
+            return text
+        rest = re.sub(r"\byour(self|selves|s)?\b",
+                      lambda m: {"self": "themselves", "selves": "themselves", "s": "theirs"}.get(m.group(1), "their"),
+                      text.strip()[match.end():], flags=re.IGNORECASE)
+        return f"a person {third_person(word)}{rest}"
+
     def normalise(self, text: str) -> str:
-        """``text`` with every unknown word that WordNet ties to an action or style word replaced
+        """``text`` as a statement about a person (``as_statement``: "lie down" -> "a person lies
+        down"), with every unknown word that WordNet ties to an action or style word replaced
         by it, and "a" / "an" before a replaced word agreeing with it ("an elated fan" -> "a
         joyful fan"). A word is looked up as a verb only where a verb stands (``verb_places``), as
         a noun only right after an article or possessive, where it takes a style only in the
         subject ("a weary hiker" -> "a tired hiker"; "the dusty lane" stays)."""
+        text = self.as_statement(text)
         matches = list(WORD.finditer(text))
         words = [match.group(0).lower() for match in matches]
         clause_starts = [i > 0 and ("," in text[matches[i - 1].end():match.start()] or words[i - 1] in CLAUSE_WORDS)

@@ -131,3 +131,28 @@ def test_unknown_style_words_become_style_words_the_model_knows():
     # words that can be nouns are never read as styles: people and places stay who and where they are
     assert lexicon.style_word("teen") is None and lexicon.normalise("a teen walks") == "a teen walks"
     assert Lexicon(training_vocabulary(), action_words()).style_word("weary") is None    # no style words given
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("lie down", "a person lies down"),
+    ("Walk straight ahead", "a person walks straight ahead"),
+    ("circle your arms forward", "a person circles their arms forward"),
+    ("reach for the top shelf", "a person reaches for the top shelf"),
+    ("squat", "a person squats"),
+    ("wave goodbye", "a person waves goodbye"),
+])
+def test_an_order_becomes_a_statement_about_a_person(lexicon, text, expected):
+    assert lexicon.as_statement(text) == expected
+    assert lexicon.normalise(text).startswith("a person ")
+
+
+def test_text_that_is_not_an_order_keeps_its_words(lexicon):
+    # A subject, a gerund, a word more often a noun than a verb, no word at all.
+    for text in ("a man walks forward", "she turns left", "running in circles", "people walking", "", "123 ..."):
+        assert lexicon.as_statement(text) == text
+
+
+def test_third_person():
+    from engine.lexicon import third_person
+    assert [third_person(v) for v in ("lie", "reach", "toss", "carry", "play", "do", "go", "fix")] == \
+        ["lies", "reaches", "tosses", "carries", "plays", "does", "goes", "fixes"]
