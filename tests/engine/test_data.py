@@ -169,3 +169,11 @@ def test_captions_without_sides_read_naturally():
     assert without_sides("a person walks diagonally forward to the right, sadly") == \
         "a person walks diagonally forward, sadly"
     assert without_sides("a person bows") == "a person bows"
+
+
+def test_the_pure_cmu_climbs_are_a_label_read_as_their_own_caption():
+    from engine.data import action_words, content_label_of_clip, label_readings
+    assert content_label_of_clip("cmu_01_02") == content_label_of_clip("Mcmu_01_04") == "climb"
+    assert content_label_of_clip("cmu_01_03") == "cmu"        # climb, hang, swing: a mixed take
+    assert label_readings()["climb"][0] == "a person: playground - climb"       # its training caption
+    assert "climbs" in action_words()
