@@ -212,7 +212,7 @@ class WordNet:
         return found
 
 
-IRREGULAR_THIRD_PERSON = {"be": "is", "have": "has", "do": "does", "go": "goes"}
+IRREGULAR_THIRD_PERSON = {"be": "is", "have": "has"}
 
 
 def third_person(verb: str) -> str:
@@ -220,7 +220,7 @@ def third_person(verb: str) -> str:
     "reaches", "carry" -> "carries", "do" -> "does"."""
     if verb in IRREGULAR_THIRD_PERSON:
         return IRREGULAR_THIRD_PERSON[verb]
-    if verb.endswith(("s", "sh", "ch", "x", "z")):
+    if verb.endswith(("s", "sh", "ch", "x", "z", "o")):
         return verb + "es"
     if len(verb) > 1 and verb.endswith("y") and verb[-2] not in "aeiou":
         return verb[:-1] + "ies"

@@ -180,15 +180,12 @@ def heading_aligned(joints: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """(T, J, 3) ``joints`` with each frame's pelvis moved onto ``truth``'s and turned about the
     vertical (y) axis by the angle that brings its joints closest to ``truth``'s (least squares):
     the pose in the body's own frame, with the heading the root path drifted to taken out."""
+    from .model import rotate_about_y
     centred, target = joints - joints[:, :1], truth - truth[:, :1]
-    # Angle t of the turn x' = x cos t + z sin t, z' = -x sin t + z cos t that best fits target.
+    # The angle of the turn about +Y (``rotate_about_y``) that best fits target, per frame.
     sine = (centred[..., 0] * target[..., 2] - centred[..., 2] * target[..., 0]).sum(-1)
     cosine = (centred[..., 0] * target[..., 0] + centred[..., 2] * target[..., 2]).sum(-1)
-    angle = -np.arctan2(sine, cosine)[:, None]
-    turned = centred.copy()
-    turned[..., 0] = centred[..., 0] * np.cos(angle) + centred[..., 2] * np.sin(angle)
-    turned[..., 2] = -centred[..., 0] * np.sin(angle) + centred[..., 2] * np.cos(angle)
-    return turned + truth[:, :1]
+    return rotate_about_y(centred, -np.arctan2(sine, cosine)) + truth[:, :1]
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 
 from ..lexicon import stems
+from ..lexicon import third_person as conjugate
 from .segments import Segment
 
 # Verbs (dictionary forms) by what they move. A word counts when it or a simple stem of it
@@ -103,13 +104,7 @@ def third_person(word: str) -> str:
     """A verb form ("walk", "walking", "walks") in the third person singular ("walks")."""
     lower = word.lower()
     base = next((form for form in sorted(stems(lower), key=len, reverse=True) if form in VERBS), None)
-    if base is None:
-        return word
-    if base.endswith(("s", "sh", "ch", "x", "z", "o")):
-        return base + "es"
-    if base.endswith("y") and base[-2:-1] not in set("aeiou"):
-        return base[:-1] + "ies"
-    return base + "s"
+    return word if base is None else conjugate(base)
 
 
 def split_subject(text: str) -> tuple[str | None, list[str]]:
