@@ -3,12 +3,12 @@
 - ``bvh_file_mb`` / ``bvh_frames``: a ~200 MB BVH written to a temporary folder: the real CMU clip
   01_08 (2 MB, 120 fps) with its frame lines repeated.
 - ``peak_rss_mb`` / ``peak_rss_ratio``: peak resident memory (``ru_maxrss``) of a child process that
-  runs ``engine.bvh.read_bvh`` on that file, and that peak divided by the file's size. Target
+  runs ``engine.formats.bvh.read_bvh`` on that file, and that peak divided by the file's size. Target
   ``TARGETS["peak_rss_ratio"]`` (the whole process, Python and numpy included: ``idle_rss_mb`` is
   the same child importing the engine without reading anything).
 - ``import_s``: wall time of that child's ``read_bvh`` (parse + forward kinematics), one run.
-- ``deep_hierarchy_s``: ``engine.bvh.parse_bvh_file`` on a chain of 50,000 nested joints (refused
-  at ``engine.bvh.MAX_DEPTH`` with a MotionError naming the line), best of 3. Target
+- ``deep_hierarchy_s``: ``engine.formats.bvh.parse_bvh_file`` on a chain of 50,000 nested joints (refused
+  at ``engine.formats.bvh.MAX_DEPTH`` with a MotionError naming the line), best of 3. Target
   ``TARGETS["deep_hierarchy_s"]``; ``deep_hierarchy_outcome`` says whether it parsed or was refused.
 - ``targets_met``: both targets hold.
 """
@@ -30,7 +30,7 @@ TARGETS = {"peak_rss_ratio": 4.0, "deep_hierarchy_s": 1.0}
 # Run in a fresh interpreter: read the file (or not), then report this process's own peak memory.
 CHILD = """
 import json, resource, sys, time
-from engine.bvh import read_bvh
+from engine.formats.bvh import read_bvh
 started = time.perf_counter()
 frames = read_bvh(sys.argv[1]).num_frames if len(sys.argv) > 1 else 0
 seconds = time.perf_counter() - started
@@ -72,7 +72,7 @@ def deep_chain(depth: int) -> str:
 
 def time_deep_hierarchy(repeats: int = 3) -> tuple[float, str]:
     from engine import MotionError
-    from engine.bvh import parse_bvh_file
+    from engine.formats.bvh import parse_bvh_file
     text = deep_chain(DEEP)
     best, outcome = float("inf"), ""
     for _ in range(repeats):

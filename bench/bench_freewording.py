@@ -9,9 +9,9 @@ On the paraphrase set (tests/data/paraphrases.tsv, bench/paraphrases.py), in one
   "with" = the bundled model (captions read by the pretrained text encoder); "without" = the first
   bundled language model with the tokenizer its tokens belong to, whose text side is its own byte-level
   BPE trained on our captions (read from git history, commit ``WITHOUT_COMMIT``).
-- ``round_trip_no_reading``: the bundled model with its readings switched off (``engine.reading``:
+- ``round_trip_no_reading``: the bundled model with its readings switched off (``engine.text.reading``:
   captions with unknown words left after the lexicon read as typed, as model v0.3.0 did);
-  ``round_trip_as_typed``: the lexicon switched off too (no WordNet rewriting, ``engine.lexicon``);
+  ``round_trip_as_typed``: the lexicon switched off too (no WordNet rewriting, ``engine.text.lexicon``);
   ``rewritten_by_lexicon``: how many prompts the lexicon changes; ``read_by_label``: how many are
   read as a label caption; ``read_as_right_action``: the share whose reading (``read_as``) names
   the prompt's action, i.e. how often the prompt was understood before anything was generated;
@@ -34,7 +34,7 @@ On the paraphrase set (tests/data/paraphrases.tsv, bench/paraphrases.py), in one
   style word no training caption has: "a weary hiker trudges home"; written by a helper who saw
   none of this), the share of prompts whose reading names the prompt's style (``STYLE_ADVERBS``);
   ``style_read_right_no_style_words``: the same with the lexicon's style words switched off
-  (``engine.lexicon.Lexicon.style_word``). Readings only: describe names styles too rarely (20 %
+  (``engine.text.lexicon.Lexicon.style_word``). Readings only: describe names styles too rarely (20 %
   on label captions) to judge generated motions by.
 - ``latency_4s_s``: one 4 s generation, best of 3 after a warm-up (2 CPU threads unless a GPU).
 """
@@ -128,7 +128,7 @@ def measure_set(model, without, prompts: list[tuple[str, str]], prefix: str) -> 
     import dataclasses
 
     from bench.paraphrases import action_of_caption
-    from engine.reading import Reader
+    from engine.text.reading import Reader
     results = {}
     accuracy, rows = round_trip(model, model, prompts)
     results[f"{prefix}round_trip_with"] = round(accuracy, 3)
@@ -153,7 +153,7 @@ def measure_set(model, without, prompts: list[tuple[str, str]], prefix: str) -> 
         results[f"{prefix}round_trip_one_sample"] = round(round_trip(model, model, prompts)[0], 3)
     finally:
         model.config = samples
-    try:       # the same model with its readings (engine.reading), then its lexicon too, switched off
+    try:       # the same model with its readings (engine.text.reading), then its lexicon too, switched off
         config.readings = {}
         results[f"{prefix}rewritten_by_lexicon"] = sum(side.normalise(p) != p for p, _ in prompts)
         results[f"{prefix}read_by_label"] = sum(side.reader.needs_reading(side.normalise(p)) for p, _ in prompts) \

@@ -127,7 +127,7 @@ def captions():
 
 def base_size_lm():
     from engine.lm import MotionLanguageModel, new_t5
-    from engine.text_tokenizer import build_text_tokenizer
+    from engine.text.tokenizer import build_text_tokenizer
     text_tokenizer = build_text_tokenizer(captions(), 4000, 512)
     t5 = new_t5(32100 + 515, d_model=768, num_layers=12, num_heads=12, d_ff=2048, seed=0).eval()
     return MotionLanguageModel(t5, text_tokenizer, 512)
@@ -138,7 +138,7 @@ def random_bundled_size_model():
     from engine.lm import MotionLanguageModel, new_t5
     from engine.model import MotionGPT, MotionGPTConfig
     from engine.motion import Normalizer
-    from engine.text_tokenizer import build_text_tokenizer
+    from engine.text.tokenizer import build_text_tokenizer
     from engine.tokenizer import MotionTokenizer, TokenizerConfig
 
     text_tokenizer = build_text_tokenizer(captions(), 4000, 512)

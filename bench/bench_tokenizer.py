@@ -22,7 +22,7 @@ import torch
 
 from engine.data import default_dataset_dir, load_split, source_of_clip
 from engine.tokenizer import MotionTokenizer
-from engine.train import validate
+from engine.training.tokenizer import validate
 
 REPEATS = 5
 SECONDS = 10.0

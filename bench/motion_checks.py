@@ -198,7 +198,7 @@ def real_takes(data: Path) -> dict[str, list[np.ndarray]]:
     style of dataset 2 (unpacked from its archive into a temporary folder), e.g. "walk-turn-left"."""
     import tarfile
     import tempfile
-    from engine.bvh import read_bvh
+    from engine.formats.bvh import read_bvh
     takes: dict[str, list[np.ndarray]] = {}
     with tempfile.TemporaryDirectory() as folder:
         with tarfile.open(data / "bandai" / "dataset-2.tar.xz") as archive:
@@ -680,8 +680,8 @@ def physical_takes(data: Path, per_class: int = 6) -> dict[str, list[np.ndarray]
     over its styles), of each HDM05 class (spread over actors) and the CMU trials of ``CMU_CLASSES``."""
     import tarfile
     import tempfile
-    from engine.asf import find_asf, read_asf_amc
-    from engine.bvh import read_bvh
+    from engine.formats.asf import find_asf, read_asf_amc
+    from engine.formats.bvh import read_bvh
     takes: dict[str, list[np.ndarray]] = {}
 
     def add(name: str, motion) -> None:

@@ -72,9 +72,9 @@ def add_asf_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_acclaim(path: Path, asf: Path | None = None, bone_map=None, fps: float | None = None):
-    """(Motion, AsfSkeleton, BoneMap) of an .amc file and its ASF (``--asf`` or ``engine.asf.find_asf``)."""
-    from .asf import DEFAULT_FPS, acclaim_bone_map, asf_amc_to_motion, find_asf, read_amc, read_asf
-    from .bone_maps import load_bone_map
+    """(Motion, AsfSkeleton, BoneMap) of an .amc file and its ASF (``--asf`` or ``engine.formats.asf.find_asf``)."""
+    from .formats.asf import DEFAULT_FPS, acclaim_bone_map, asf_amc_to_motion, find_asf, read_amc, read_asf
+    from .formats.bone_maps import load_bone_map
     skeleton = read_asf(asf if asf is not None else find_asf(path))
     motion = asf_amc_to_motion(skeleton, read_amc(path, skeleton), bone_map, DEFAULT_FPS if fps is None else fps)
     return motion, skeleton, acclaim_bone_map() if bone_map is None else load_bone_map(bone_map)
@@ -95,8 +95,8 @@ def check_acclaim_options(path: Path, args: argparse.Namespace) -> bool:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print a BVH file's frames, frame rate, duration and the bone map used (SMPL joint <- BVH joint)."""
-    from .bone_maps import detect_bone_map, load_bone_map
-    from .bvh import bvh_to_motion, read_bvh_file
+    from .formats.bone_maps import detect_bone_map, load_bone_map
+    from .formats.bvh import bvh_to_motion, read_bvh_file
     if check_acclaim_options(args.bvh, args):
         motion, skeleton, bone_map = read_acclaim(args.bvh, args.asf, args.bone_map, args.fps)
         names = skeleton.names
@@ -129,7 +129,7 @@ def run_features(args: argparse.Namespace) -> int:
         raise MotionError(f"--out {args.out}: the output must be a .npy file")
     prepare_output(args.out, "--out")
     import numpy as np
-    from .bvh import read_bvh
+    from .formats.bvh import read_bvh
     if check_acclaim_options(args.bvh, args):
         motion = read_acclaim(args.bvh, args.asf, args.bone_map, args.fps)[0].resample(MODEL_FPS)
     else:
@@ -181,7 +181,7 @@ def read_motion_file(path: Path, asf: Path | None = None, fps: float | None = No
     """A .bvh file, an Acclaim .amc (skeleton: ``asf`` or found beside it, ``fps`` default 120) or a
     .npy of (T, 22, 3) joints at 20 fps -> Motion; MotionError naming the file."""
     import numpy as np
-    from .bvh import read_bvh
+    from .formats.bvh import read_bvh
     from .files import load_npy
     from .motion import Motion
     if path.is_dir():
@@ -213,7 +213,7 @@ def read_motion_file(path: Path, asf: Path | None = None, fps: float | None = No
 
 def write_motion(motion, path: Path) -> None:
     """Write ``motion`` as BVH or .npy joints by ``path``'s suffix, atomically (``engine.files``)."""
-    from .bvh import write_bvh
+    from .formats.bvh import write_bvh
     if path.suffix.lower() == ".bvh":
         write_bvh(motion, path)
     else:
@@ -256,7 +256,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     """Text to motion through the planner (a compound prompt becomes a timeline; its plan is
     printed), written as BVH or .npy joints."""
-    from .reading import print_notices
+    from .text.reading import print_notices
     from .timeline import plan_prompt, text_to_motion_planned
     check_text(args.text, "TEXT")
     check_output(args.out)
@@ -281,7 +281,7 @@ def add_timeline_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_timeline(args: argparse.Namespace) -> int:
     """A timeline file generated into one motion (row i with seed + i), written as BVH or .npy."""
-    from .reading import print_notices
+    from .text.reading import print_notices
     from .timeline import compose_timeline, read_timeline_file
     rows = read_timeline_file(args.file)          # bad rows are refused before the model loads
     check_output(args.out)
@@ -395,7 +395,7 @@ def read_caption_list(path: Path, default_seconds: float | None) -> list[tuple[s
 
 def run_batch(args: argparse.Namespace) -> int:
     """Text to motion for every line of a file; a plain-text progress bar on stderr."""
-    from .reading import print_notices
+    from .text.reading import print_notices
     if args.batch_size < 1:
         raise MotionError(f"--batch-size must be at least 1, got {args.batch_size}")
     items = read_caption_list(args.list, args.seconds)

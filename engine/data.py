@@ -347,7 +347,7 @@ def _with_adjective(subject: str, adjective: str) -> str:
 
 
 def rephrase_caption(name: str, captions: Sequence[str], rng: np.random.Generator) -> str:
-    """A free-form caption for a clip, composed from ``engine.caption_bank``: a subject (with a
+    """A free-form caption for a clip, composed from ``engine.text.caption_bank``: a subject (with a
     style adjective, or a style adverb after the verb, for Bandai's styles), one of many verb
     phrases of the clip's content (``content_label_of_clip``: Bandai's, HDM05's, the prediction
     subset's, CMU's climbs), sometimes a place (locomotion) or a context (gestures): "a fatigued elf
@@ -355,7 +355,7 @@ def rephrase_caption(name: str, captions: Sequence[str], rng: np.random.Generato
     clip's own captions; ``SIDELESS`` of the captions leave the side out (``without_sides``).
     Other clips (the mixed CMU trials, or a content the bank lacks) get one of their ``captions``
     unchanged."""
-    from . import caption_bank as bank
+    from .text import caption_bank as bank
 
     labels = bandai_labels_of_clip(name)
     bandai = labels is not None
@@ -406,14 +406,14 @@ def label_phrases() -> dict[str, list[str]]:
 
 
 def action_words() -> list[str]:
-    """The words ``engine.lexicon.Lexicon`` may rewrite an unknown word into: the head verb of
+    """The words ``engine.text.lexicon.Lexicon`` may rewrite an unknown word into: the head verb of
     every label phrasing ("walks", "bows", "squats", ...) and "backward", "goodbye"."""
     heads = {phrase.split()[0].replace("{hand}", "") for phrases in label_phrases().values() for phrase in phrases}
     return sorted((heads - _GENERAL_HEADS) | {"backward", "goodbye"})
 
 
 def label_readings() -> dict[str, list[str]]:
-    """What ``engine.reading`` may read an unknown caption as: every content label with its
+    """What ``engine.text.reading`` may read an unknown caption as: every content label with its
     captions ("a person bows", "a person bows politely", "a person takes a bow"; ``label_phrases``),
     the first being the one read. (Not the CMU descriptions: measured, their short captions, "a
     person: walk", drew a quarter of the paraphrases and lowered how often a prompt was read as its
@@ -428,8 +428,8 @@ def label_readings() -> dict[str, list[str]]:
 
 def style_words() -> dict[str, list[str]]:
     """Style adverb of each Bandai style label ("happily") -> the words and phrases that name the
-    style in training captions: its label adverb and adjective and ``engine.caption_bank``'s."""
-    from . import caption_bank as bank
+    style in training captions: its label adverb and adjective and ``engine.text.caption_bank``'s."""
+    from .text import caption_bank as bank
     styles = {}
     for style, (adverb, adjective) in BANDAI_STYLE.items():
         if adverb:
@@ -446,9 +446,9 @@ def caption_words(text: str) -> set[str]:
 
 def caption_vocabulary(captions: Iterable[str]) -> set[str]:
     """Every word a training caption can contain, given the dataset's ``captions``: their words,
-    their mirrors', the augmentation's subjects and every phrase of ``engine.caption_bank``
+    their mirrors', the augmentation's subjects and every phrase of ``engine.text.caption_bank``
     (``rephrase_caption``)."""
-    from . import caption_bank as bank
+    from .text import caption_bank as bank
     captions = list(captions)
     for phrases in (*bank.CONTENT_PHRASES.values(), *bank.STYLE_ADVERBS.values(), *bank.STYLE_ADJECTIVES.values(),
                     bank.SUBJECTS, bank.LOCOMOTION_PLACES, bank.GESTURE_CONTEXTS):
@@ -539,7 +539,7 @@ def _bandai_labels(stem: str) -> tuple[str, str]:
 
 def iter_bandai1(root: Path, limit: int | None = None) -> Iterator[tuple[str, Motion, list[str]]]:
     """(name, motion, captions) for the Bandai dataset-1 BVH files, in name order."""
-    from .bvh import read_bvh
+    from .formats.bvh import read_bvh
     paths = sorted((root / "bandai" / "dataset-1" / "data").glob("*.bvh"))
     for path in paths[:limit]:
         content, style = _bandai_labels(path.stem)
@@ -550,7 +550,7 @@ def iter_bandai1(root: Path, limit: int | None = None) -> Iterator[tuple[str, Mo
 
 def iter_bandai2(root: Path, limit: int | None = None) -> Iterator[tuple[str, Motion, list[str]]]:
     """(name, motion, captions) for dataset-2, read from its tar.xz in one sequential pass."""
-    from .bvh import parse_bvh
+    from .formats.bvh import parse_bvh
     archive = root / "bandai" / "dataset-2.tar.xz"
     if not archive.is_file():
         raise MotionError(f"{archive}: Bandai dataset-2 archive not found")
@@ -582,7 +582,7 @@ def iter_cmu(root: Path, limit: int | None = None) -> Iterator[tuple[str, Motion
     """(name, motion, captions) for all 98 CMU trials of subjects 01-09: the 65 BVH files with
     their descriptions, then the 33 of ``cmu-01-09-more.tar.xz``. A long take that does several
     things ("climb, sit, dangle legs, jump down") keeps its whole description."""
-    from .bvh import parse_bvh, read_bvh
+    from .formats.bvh import parse_bvh, read_bvh
     folder = root / "cmu"
     descriptions = _read_descriptions(folder / "descriptions.tsv")
     for file_name in sorted(descriptions)[:limit]:
@@ -608,7 +608,7 @@ def iter_hdm05(root: Path, limit: int | None = None) -> Iterator[tuple[str, Moti
     """(name, motion, captions) for the HDM05 subset's ASF/AMC clips (120 fps), in name order,
     named ``hdm05_<class>_<actor>_<take>``, held to ``HDM05_MIN_SECONDS`` (``hold_to_length``);
     captions from ``HDM05_CLASSES``."""
-    from .asf import DEFAULT_FPS, asf_amc_to_motion, parse_amc, parse_asf
+    from .formats.asf import DEFAULT_FPS, asf_amc_to_motion, parse_amc, parse_asf
     archive = root / "hdm05" / "hdm05-subset.tar.xz"
     if not archive.is_file():
         raise MotionError(f"{archive}: the HDM05 archive was not found")
@@ -638,7 +638,7 @@ def iter_cmu_prediction(root: Path, limit: int | None = None) -> Iterator[tuple[
     """(name, motion, captions) for the CMU motion-prediction takes, cut into windows of
     ``PREDICTION_WINDOW_SECONDS`` (the last window ends at the take's end), named
     ``cmupred_<label>_<split><n>_<window>``; captions from ``PREDICTION_LABELS``."""
-    from .expmap import iter_prediction_takes
+    from .formats.expmap import iter_prediction_takes
     archive = root / "cmu_prediction" / "cmu-prediction-subset.tar.xz"
     count = 0
     for _name, label, split, motion in iter_prediction_takes(archive):

@@ -116,7 +116,7 @@ def run_demo(args: argparse.Namespace) -> int:
         motion, plan = text_to_motion_planned(model, args.text, seconds=args.seconds or None, seed=args.seed)
     if plan is not None:
         print(f"demo: planned as: {plan}", flush=True)
-    from .reading import print_notices
+    from .text.reading import print_notices
     from .timeline import plan_prompt
     print_notices(model, [args.text] if plan is None else [row.text for row in plan_prompt(args.text)])
     with timer.stage("describe", "asking the model to describe the result"):

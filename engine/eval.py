@@ -16,7 +16,7 @@ Read top to bottom:
 2. metrics on joints (metres, 20 fps, Y up): ``ade_fde``, ``foot_skating_ratio``, ``linear_inbetween``;
 3. caption metrics: ``bleu``, ``rouge_l``, ``cider`` (CIDEr-D), ``bert_score``;
 4. the evaluator ``TextMotionEvaluator``: a small motion encoder over normalised 263-d features and
-   a small head on the frozen MiniLM sentence embedding (``engine.text_encoder``), both to unit
+   a small head on the frozen MiniLM sentence embedding (``engine.text.encoder``), both to unit
    vectors of ``embed_dim``; saved as config.json + model.safetensors + mean.npy/std.npy;
 5. ``train_evaluator``: symmetric InfoNCE on the training split;
 6. ``evaluate``: the table rows for one model folder on a fixed subset of the validation split,
@@ -44,11 +44,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .bone_maps import assets_dir
+from .formats.bone_maps import assets_dir
 from .configs import MAX_WIDTH, Rule, check_parameter_count, check_values, integer, number, one_of, read_config, text
 from .errors import MotionError
 from .motion import FEATURE_DIM, MODEL_FPS, Motion, Normalizer, validate_features
-from .text_encoder import HIDDEN_SIZE
+from .text.encoder import HIDDEN_SIZE
 
 DEFAULT_EVALUATOR = assets_dir() / "evaluator"   # $MOTIONGPT_ASSETS moves it
 MODEL_TYPE = "motiongpt_text_motion_evaluator"
@@ -281,10 +281,10 @@ def bert_score(candidates: Sequence[str], references: Sequence[Sequence[str]], e
     of their contextual embeddings, P = mean best match of the candidate's tokens, R = that of the
     reference's, F1 = 2PR / (P + R), the best over the references, the mean over the corpus.
 
-    The token embeddings are all-MiniLM-L6-v2's last hidden states (``engine.text_encoder``, [CLS]
+    The token embeddings are all-MiniLM-L6-v2's last hidden states (``engine.text.encoder``, [CLS]
     and [SEP] left out), not roberta-large's layer 17 as in published BERTScore, so the values
     are not comparable with published ones (MiniLM's are higher for unrelated sentences too)."""
-    from .text_encoder import PretrainedTextEncoder
+    from .text.encoder import PretrainedTextEncoder
     encoder = encoder or PretrainedTextEncoder.load("cpu")
     texts = sorted({t for t in candidates} | {r for refs in references for r in refs})
     tokens = {}
@@ -402,7 +402,7 @@ class TextMotionEvaluator(nn.Module):
     # -- numpy in, numpy out
     def sentence_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
         """(B, 384) frozen MiniLM sentence embeddings, cached per text."""
-        from .text_encoder import PretrainedTextEncoder
+        from .text.encoder import PretrainedTextEncoder
         missing = sorted({t for t in texts if t not in self._sentence_cache})
         if missing:
             encoder = PretrainedTextEncoder.load("cpu")
@@ -566,7 +566,7 @@ def train_evaluator(data_dir: str | Path, out: str | Path, minutes: float = 12.0
     The MiniLM embeddings of every caption and rephrasing are computed once, before the first step.
     """
     from .data import load_split
-    from .text_encoder import PretrainedTextEncoder, weights_sha256
+    from .text.encoder import PretrainedTextEncoder, weights_sha256
 
     started = time.perf_counter()
     data_dir = Path(data_dir)
@@ -658,7 +658,7 @@ R-precision, FID, MM-Dist, Diversity and MultiModality as in the HumanML3D liter
 - **Motion side:** normalised 263-d HumanML3D features (20 fps, the first {config.max_frames} rows) -> two
   stride-2 1-D convolutions and one more ({config.width} channels, LeakyReLU) -> masked mean and max over
   time -> MLP -> {config.embed_dim}-d unit vector. `mean.npy` / `std.npy` are the dataset's statistics.
-- **Text side:** the frozen sentence embedding of {config.text_encoder} (`engine.text_encoder`, weights
+- **Text side:** the frozen sentence embedding of {config.text_encoder} (`engine.text.encoder`, weights
   sha256 `{config.text_encoder_sha256[:16]}...`) -> MLP -> {config.embed_dim}-d unit vector.
 - **Weights:** `model.safetensors`, float16, {summary['parameters'] / 1e6:.2f} M parameters.
 

@@ -34,7 +34,7 @@ import numpy as np
 from .configs import (MAX_LAYERS, MAX_VOCAB, MAX_WIDTH, SCALAR, WEIGHT_DTYPES, Rule, check_values, flag, integer,
                       list_of, number, object_of, one_of, optional, read_config, show, text)
 from .errors import MotionError
-from .text_tokenizer import MOTION_EXTRA_TOKENS, motion_token
+from .text.tokenizer import MOTION_EXTRA_TOKENS, motion_token
 
 WEIGHTS_NAME = "model.safetensors"
 EMBEDDING_ALIASES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
@@ -510,7 +510,7 @@ class MotionLanguageModel:
         self.quantize = resolve_quantize(quantize)
         self.fast_decoding = True
         self._decoders = {}            # quantize mode -> (model state, T5Decoder): built once per weights
-        self.text_side = text_side     # engine.text_side.TextSide: captions read by the pretrained encoder
+        self.text_side = text_side     # engine.text.side.TextSide: captions read by the pretrained encoder
         self.vocab = MotionVocabulary.from_tokenizer(text_tokenizer, code_num, source)
         if t5.config.vocab_size < self.vocab.vocab_size:
             raise MotionError(f"{source}: the T5 has {t5.config.vocab_size} embedding rows, the text tokenizer "
@@ -545,7 +545,7 @@ class MotionLanguageModel:
         if not getattr(text_tokenizer, "is_fast", False):
             raise MotionError(f"{folder}: need a fast (tokenizer.json) text tokenizer")
         text_tokenizer.padding_side = "right"
-        from .text_side import TextSide
+        from .text.side import TextSide
         return cls(load_t5(folder, device, dtype), text_tokenizer, code_num, source=str(folder),
                    text_side=TextSide.from_pretrained(folder, device), quantize=quantize)
 
@@ -571,7 +571,7 @@ class MotionLanguageModel:
         With a text side the caption is marked for the pretrained encoder, which cuts it at its own
         limit (256 WordPiece tokens), also with a UserWarning."""
         if self.text_side is not None:
-            from .text_side import mark_caption
+            from .text.side import mark_caption
             return template.format(caption=mark_caption(caption), **fields)
         prompt = template.format(caption=caption, **fields)
         total = self.prompt_length(prompt)

@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .bone_maps import assets_dir
+from .formats.bone_maps import assets_dir
 from .configs import MAX_PARAMETERS, Rule, check_values, flag, integer, one_of, read_config, show, text
 from .errors import MotionError
 from .lm import SAMPLING_RULES
@@ -305,19 +305,19 @@ class MotionGPT:
     # -- text to motion
     def read_as(self, text: str) -> str:
         """The caption as the model reads it: with a pretrained text side, after the lexicon's
-        rewrites of unknown words (``engine.lexicon``: "a man perambulates" -> "a man walks") and,
-        when unknown words remain, as its nearest label (``engine.reading``: "a cowboy walks into
+        rewrites of unknown words (``engine.text.lexicon``: "a man perambulates" -> "a man walks") and,
+        when unknown words remain, as its nearest label (``engine.text.reading``: "a cowboy walks into
         the saloon" -> "a person walks forward"); otherwise ``text`` itself."""
         side = self.lm.text_side
         return side.normalise(text) if side is not None else text
 
     def reading_of(self, texts: str | Sequence[str]):
         """How the model reads a prompt (a list: each prompt, judged as one batch): an
-        ``engine.reading.Reading`` with the caption as read (``read_as``), the words that carry its
+        ``engine.text.reading.Reading`` with the caption as read (``read_as``), the words that carry its
         action, their best label score and, when the model knows no such motion, its ``notice``
         ("this model knows no motion for 'crawls on all fours'; generated 'a person walks
         backward', its nearest"). Official weights (no text side) judge nothing: no notice."""
-        from .reading import Reading
+        from .text.reading import Reading
         many = not isinstance(texts, str)
         texts = list(texts) if many else [texts]
         side = self.lm.text_side
@@ -598,7 +598,7 @@ def check_model_folder(folder: Path) -> MotionGPTConfig:
     MotionGPTConfig. A missing file inside tokenizer/ or lm/ is left to that part's loader to name."""
     from .configs import parameter_count
     from .lm import check_t5_config, t5_weight_shapes
-    from .text_side import read_text_side_config
+    from .text.side import read_text_side_config
     from .tokenizer import CONFIG_NAME as TOKENIZER_CONFIG, MotionTokenizer, TokenizerConfig
 
     config_path = folder / CONFIG_NAME
@@ -631,7 +631,7 @@ def resolve_model_folder(source: str | Path) -> Path:
     if str(source) == "default":
         if not (DEFAULT_MODEL / CONFIG_NAME).is_file():
             raise MotionError(f"the bundled model is not built yet ({DEFAULT_MODEL / CONFIG_NAME} is missing); "
-                              "train one (python -m engine.train lm) or pass a model folder")
+                              "train one (python -m engine.training lm) or pass a model folder")
         return DEFAULT_MODEL
     path = Path(source).expanduser()
     if path.is_dir():
@@ -653,7 +653,7 @@ def known_actions(model) -> list[str]:
     """The actions a model knows, as the first caption of each of its readings (label captions;
     ``{hand}`` left out; each once): "a person walks forward", "a person bows", ... A MotionGPT or a
     model folder; [] for a model without readings (official weights)."""
-    from .text_side import read_text_side_config
+    from .text.side import read_text_side_config
     if isinstance(model, MotionGPT):
         side = model.lm.text_side
         config = side.config if side is not None else None

@@ -427,8 +427,8 @@ class Motion:
 
     @classmethod
     def from_bvh(cls, path: str | Path, bone_map: dict | str | Path | None = None) -> "Motion":
-        """Read a BVH file into a Motion at the file's own fps (see ``engine.bvh.read_bvh``)."""
-        from .bvh import read_bvh
+        """Read a BVH file into a Motion at the file's own fps (see ``engine.formats.bvh.read_bvh``)."""
+        from .formats.bvh import read_bvh
         return read_bvh(path, bone_map=bone_map)
 
 

@@ -196,7 +196,7 @@ def progress_bar_class(progress: Progress, cancelled: Callable[[], bool]):
 def convert_into_place(checkpoint: Path, tokenizer_folder: Path, folder: Path, stats_dir: str | Path | None,
                        progress: Progress, cancelled: Callable[[], bool]) -> Path:
     """Convert into a temporary sibling, load it once, write the marker, rename it to ``folder``."""
-    from .bone_maps import assets_dir
+    from .formats.bone_maps import assets_dir
     from .convert import convert_motiongpt
     from .model import MotionGPT
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .bone_maps import assets_dir
+from .formats.bone_maps import assets_dir
 from .checkpoint import check_finite, check_layout, meta_shapes, safetensors_layout, tensor_layout
 from .configs import (MAX_CODES, MAX_LAYERS, MAX_WIDTH, WEIGHT_DTYPES, Rule, check_parameter_count, check_values,
                       integer, one_of, optional, read_config, show)
@@ -463,7 +463,7 @@ class MotionTokenizer(nn.Module):
             folder = DEFAULT_FOLDER
             if not (folder / WEIGHTS_NAME).is_file():
                 raise MotionError(f"the default motion tokenizer is not built yet: {folder} has no "
-                                  f"{WEIGHTS_NAME} (train one with `python -m engine.train tokenizer` or "
+                                  f"{WEIGHTS_NAME} (train one with `python -m engine.training tokenizer` or "
                                   f"convert the official model with `python -m engine convert-motiongpt`)")
         else:
             folder = Path(path)

@@ -21,7 +21,7 @@ def _is_armature(_self, obj) -> bool:
 
 
 def _preset_items(_self, _context):
-    from engine.bone_maps import list_presets
+    from engine.formats.bone_maps import list_presets
     items = [(name, name.replace("_", " ").title(), f"The '{name}' bone-map preset")
              for name in list_presets()]
     _preset_items.cache = items or [('NONE', "None", "No presets found")]   # keep the strings alive

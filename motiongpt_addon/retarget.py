@@ -49,7 +49,7 @@ import math
 import bpy
 import numpy as np
 
-from engine.bone_maps import BoneMap, detect_bone_map, load_bone_map
+from engine.formats.bone_maps import BoneMap, detect_bone_map, load_bone_map
 from engine.errors import MotionError
 from engine.motion import JOINT_NAMES, MODEL_FPS, NUM_JOINTS, Motion, fill_missing_joints
 
@@ -162,7 +162,7 @@ def resolve_bone_map(armature_obj, bone_map=None) -> dict[str, str]:
     """SMPL joint name -> bone name of ``armature_obj``.
 
     ``bone_map``: None (detect a preset from the bone names), a preset id or JSON path, an
-    ``engine.bone_maps.BoneMap``, a bone-map dict in the JSON format, or a plain dict
+    ``engine.formats.bone_maps.BoneMap``, a bone-map dict in the JSON format, or a plain dict
     {smpl_joint: bone_name}. MotionError lists the SMPL joints that cannot be mapped.
     """
     names = [bone.name for bone in armature_obj.data.bones]

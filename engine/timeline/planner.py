@@ -24,12 +24,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..lexicon import stems
-from ..lexicon import third_person as conjugate
+from ..text.lexicon import stems
+from ..text.lexicon import third_person as conjugate
 from .segments import Segment
 
 # Verbs (dictionary forms) by what they move. A word counts when it or a simple stem of it
-# (engine.lexicon.stems: "waving" -> "wave", "jogging" -> "jog") is listed.
+# (engine.text.lexicon.stems: "waving" -> "wave", "jogging" -> "jog") is listed.
 LEG_VERBS = frozenset("""
     walk stroll amble saunter march stride wander hike trek pace tread step tiptoe sneak creep limp shuffle
     strut stomp trudge plod run jog sprint dash race rush hurry trot scurry turn circle pivot back retreat

@@ -222,7 +222,7 @@ WALK = Path(__file__).resolve().parents[3] / "shared" / "data" / "bandai" / "dat
 @pytest.mark.parametrize("clip", ["tennis", "bandai_walk"])
 def test_foot_cleanup_reduces_planted_foot_drift(metarig, tennis, clip):
     """On the metarig (other proportions than the motion) planted feet slide unless cleaned."""
-    if clip == "bandai_walk":                      # a real 30 fps walk, read by engine.bvh
+    if clip == "bandai_walk":                      # a real 30 fps walk, read by engine.formats.bvh
         tennis = Motion.from_bvh(WALK).resample(20.0)
     contacts = skeleton_fit.foot_contacts(tennis.joints.astype(np.float64), tennis.fps)
     feet = ["foot.L", "foot.R"]

@@ -2,7 +2,7 @@
 feet, and the bad inputs an animator runs into (linked rigs, locked bones, 0/1-frame and NaN
 motions).
 
-Clips: Bandai dataset-1 walk and bow (30 fps BVH read by engine.bvh, resampled to the scene's
+Clips: Bandai dataset-1 walk and bow (30 fps BVH read by engine.formats.bvh, resampled to the scene's
 20 fps, cut to 3 s). Rigs are built here in real bpy: the SMPL rig on the clip's own bone
 lengths, a Mixamo-like rig in centimetres with Euler bones, Blender's human metarig, a CC_Base-like
 production rig with a root bone, in-chain helper bones, twist, finger and face bones, and a
@@ -17,7 +17,7 @@ import addon_utils
 import numpy as np
 import pytest
 
-from engine.bvh import read_bvh
+from engine.formats.bvh import read_bvh
 from engine.errors import MotionError
 from engine.motion import PARENTS, Motion
 from motiongpt_addon import anim_compat, retarget, skeleton_fit

@@ -16,8 +16,8 @@ import bpy
 import numpy as np
 import pytest
 
-from engine.bone_maps import detect_bone_map
-from engine.bvh import read_bvh
+from engine.formats.bone_maps import detect_bone_map
+from engine.formats.bvh import read_bvh
 from engine.motion import JOINT_NAMES
 from motiongpt_addon import anim_compat, retarget, rigify, skeleton_fit
 from motiongpt_addon.skeleton_fit import foot_contacts

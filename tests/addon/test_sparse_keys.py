@@ -1,5 +1,5 @@
 """Sparse keys (issue 19 item 5): key_reduction (plain numpy) and apply_motion(keys='SPARSE') on a
-real 10 s walk (Bandai dataset-1 'walk proud 002', 30 fps BVH read by engine.bvh) on the Rigify
+real 10 s walk (Bandai dataset-1 'walk proud 002', 30 fps BVH read by engine.formats.bvh) on the Rigify
 metarig, measured from the evaluated pose against Every frame.
 """
 from __future__ import annotations

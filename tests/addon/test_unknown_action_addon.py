@@ -11,7 +11,7 @@ from tests.addon.conftest import REPO, TORCH_PYTHON, configure
 
 WRITE_TEXT_SIDE = """
 import json, shutil, sys, torch
-from engine.text_side import TextSide, TextSideConfig
+from engine.text.side import TextSide, TextSideConfig
 values = json.load(open("assets/models/default/lm/text_side.json", encoding="utf-8"))
 values.update(d_model=32, hidden=64, embed_dim=32)
 shutil.copytree(sys.argv[1], sys.argv[2])

@@ -1,4 +1,4 @@
-"""Acclaim ASF/AMC import (engine.asf) on real HDM05 files, the conventions, the CLI hook, bad files.
+"""Acclaim ASF/AMC import (engine.formats.asf) on real HDM05 files, the conventions, the CLI hook, bad files.
 
 The HDM05 subset (../shared/data/hdm05/hdm05-subset.tar.xz) is unpacked once per module into a
 temporary folder, only the members used here. No CMU ASF/AMC is in the shared data (the CMU
@@ -16,9 +16,9 @@ import pytest
 
 from engine import Motion, MotionError
 from engine import __main__ as cli
-from engine.asf import (AmcMotion, find_asf, forward_kinematics, parse_asf, read_amc, read_asf, read_asf_amc,
+from engine.formats.asf import (AmcMotion, find_asf, forward_kinematics, parse_asf, read_amc, read_asf, read_asf_amc,
                         asf_amc_to_motion)
-from engine.bvh import read_bvh
+from engine.formats.bvh import read_bvh
 from engine.motion import JOINT_NAMES
 from engine.motion import PARENTS as _PARENTS
 
@@ -394,7 +394,7 @@ def test_fuzz_only_motion_errors(hdm05, tmp_path):
 def test_rest_pose_stature(hdm05, actor):
     """The ASF's zero pose (all AMC values 0): top of the head bone 1.55-1.8 m above the tips of the
     toes (measured 1.59-1.76 m for the five HDM05 actors), at 0.0254 / 0.45 = 0.056444 m per unit."""
-    from engine.asf import metres_per_unit
+    from engine.formats.asf import metres_per_unit
     skeleton = read_asf(hdm05 / Path(JOG[actor]).parent / f"HDM_{actor}.asf")
     zero = AmcMotion("zero", 1, {b: np.zeros((1, len(skeleton.dof(b)))) for b in skeleton.bones if skeleton.dof(b)})
     starts = forward_kinematics(skeleton, zero)

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from engine import MotionError
-from engine.bone_maps import (FILLABLE_JOINTS, REQUIRED_JOINTS, BoneMap, detect_bone_map, list_presets,
+from engine.formats.bone_maps import (FILLABLE_JOINTS, REQUIRED_JOINTS, BoneMap, detect_bone_map, list_presets,
                               load_bone_map, presets_dir, save_bone_map)
 from engine.motion import JOINT_NAMES
 

@@ -7,8 +7,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from engine import Motion, MotionError
-from engine.bone_maps import load_bone_map
-from engine.bvh import forward_kinematics, parse_bvh, parse_bvh_file, read_bvh, read_bvh_file, write_bvh
+from engine.formats.bone_maps import load_bone_map
+from engine.formats.bvh import forward_kinematics, parse_bvh, parse_bvh_file, read_bvh, read_bvh_file, write_bvh
 from engine.motion import JOINT_NAMES, bone_lengths
 
 J = {name: i for i, name in enumerate(JOINT_NAMES)}

@@ -20,7 +20,7 @@ import pytest
 
 from engine import Motion, MotionError
 from engine import __main__ as cli
-from engine.bvh import read_bvh
+from engine.formats.bvh import read_bvh
 
 WALK = "cmu/09_02.bvh"  # the smallest CMU clip here (100 kB, 120 fps)
 TIMEOUT = 120

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.__main__ import main
-from engine.bvh import read_bvh
+from engine.formats.bvh import read_bvh
 from tests.engine.tiny_models import serve, tiny_model_folder
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine import Motion, MotionError, Normalizer
-from engine.bvh import read_bvh
+from engine.formats.bvh import read_bvh
 from engine.data import (bandai_captions, trim_glitches, build_dataset, load_split, mirror_caption, mirror_motion,
                          split_of, working_hand)
 from engine.motion import JOINT_NAMES
@@ -122,7 +122,7 @@ def test_bandai_labels_of_clip_swap_sides_for_mirrors():
 
 
 def test_rephrased_captions_keep_the_action_the_side_and_the_hand():
-    from engine import caption_bank
+    from engine.text import caption_bank
     from engine.data import BANDAI_STYLE, caption_words, label_phrases, rephrase_caption, training_vocabulary
     assert set(caption_bank.CONTENT_PHRASES) == set(label_phrases())
     assert set(caption_bank.STYLE_ADVERBS) == set(caption_bank.STYLE_ADJECTIVES) == set(BANDAI_STYLE)
@@ -143,7 +143,7 @@ def test_rephrased_captions_keep_the_action_the_side_and_the_hand():
 
 
 def test_rephrased_captions_of_the_other_sources_keep_their_side():
-    from engine import caption_bank
+    from engine.text import caption_bank
     from engine.data import rephrase_caption, without_sides
     rng = np.random.default_rng(1)
     # A mirrored HDM05 left front kick is a right kick: its own (mirrored) captions name the side.

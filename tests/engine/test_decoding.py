@@ -18,7 +18,7 @@ from engine import MotionError
 from engine.decoding import INT8_MIN_WEIGHTS, RowInt8Linear, has_vnni, int8_available, resolve_quantize
 from engine.lm import (MotionLanguageModel, MotionSpanProcessor, T2M_LENGTH_PROMPT, T2M_PROMPT, PREDICT_PROMPT,
                        new_t5)
-from engine.text_tokenizer import build_text_tokenizer
+from engine.text.tokenizer import build_text_tokenizer
 from tests.engine.tiny_models import CODE_NUM, real_captions
 
 needs_int8 = pytest.mark.skipif(not int8_available(), reason="no x86 quantized kernels in this torch build")

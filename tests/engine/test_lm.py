@@ -1,4 +1,4 @@
-"""engine.text_tokenizer and engine.lm: vocabulary, motion strings, constrained generation.
+"""engine.text.tokenizer and engine.lm: vocabulary, motion strings, constrained generation.
 
 A tiny randomly initialised T5 (real transformers) with our text tokenizer: a random model puts
 probability everywhere, so every constraint is really exercised.
@@ -12,7 +12,7 @@ import torch
 from engine import MotionError
 from engine.lm import (MotionLanguageModel, MotionVocabulary, T2M_LENGTH_PROMPT, T2M_PROMPT, clean_caption,
                        load_t5, new_t5, save_t5)
-from engine.text_tokenizer import build_text_tokenizer, motion_token
+from engine.text.tokenizer import build_text_tokenizer, motion_token
 from tests.engine.tiny_models import CODE_NUM, real_captions
 
 
@@ -52,7 +52,7 @@ def test_text_tokenizer_represents_any_text(text_tokenizer):
 
 
 def test_motion_words_are_whole_tokens_at_the_default_size(shared_data):
-    from engine.text_tokenizer import MOTION_WORDS
+    from engine.text.tokenizer import MOTION_WORDS
     tokenizer = build_text_tokenizer(real_captions(shared_data))
     base = tokenizer.convert_tokens_to_ids(motion_token(0))
     assert len(tokenizer) == base + 515 and 1000 < base <= 4000

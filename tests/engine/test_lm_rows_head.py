@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.lm import MotionLanguageModel, motion_rows_head, new_t5
-from engine.text_tokenizer import build_text_tokenizer
+from engine.text.tokenizer import build_text_tokenizer
 from tests.engine.tiny_models import CODE_NUM, real_captions
 
 

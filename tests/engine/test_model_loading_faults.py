@@ -30,7 +30,7 @@ from engine.eval import DEFAULT_EVALUATOR, TextMotionEvaluator
 from engine.lm import check_t5_config, t5_weight_shapes
 from engine.model import DEFAULT_MODEL, MotionGPT, MotionGPTConfig, check_model_folder
 from engine.motion import check_skeleton
-from engine.text_side import TextSideConfig
+from engine.text.side import TextSideConfig
 from engine.tokenizer import MotionTokenizer, TokenizerConfig, available_devices, resolve_device
 
 FAST = 2.0          # seconds: a refusal before anything is built

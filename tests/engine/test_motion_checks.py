@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.asf import find_asf, read_asf_amc
-from engine.bvh import read_bvh
+from engine.formats.asf import find_asf, read_asf_amc
+from engine.formats.bvh import read_bvh
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import motion_checks  # noqa: E402

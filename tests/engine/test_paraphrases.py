@@ -8,9 +8,9 @@ the generated motion sit nearest to motions of the prompt's action?) on these pr
 how the model copes with wording it never saw in training.
 
 The rule that makes it a test of free wording: no content word of a prompt appears in the training
-captions. A prompt word is allowed only if it is a function word of engine.lexicon.STOP_WORDS
+captions. A prompt word is allowed only if it is a function word of engine.text.lexicon.STOP_WORDS
 (articles, pronouns, possessives, prepositions, conjunctions, auxiliaries; directional words such as up,
-down, back, over are deliberately not in it), or if no simple stem of it (``engine.lexicon.stems``) is a
+down, back, over are deliberately not in it), or if no simple stem of it (``engine.text.lexicon.stems``) is a
 simple stem of a word of ``engine.data.training_vocabulary()``. So "jogging" is rejected (the
 training captions say "jogs"), "a kid bolts across the yard" is allowed.
 """
@@ -25,7 +25,7 @@ import pytest
 from bench.paraphrases import load_paraphrases
 from engine.data import caption_words, training_vocabulary
 from engine.errors import MotionError
-from engine.lexicon import STOP_WORDS, stems
+from engine.text.lexicon import STOP_WORDS, stems
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ACTIONS = ("walk", "run", "walk_backward", "turn", "wave", "raise", "bow")
@@ -34,7 +34,7 @@ ACTIONS = ("walk", "run", "walk_backward", "turn", "wave", "raise", "bow")
 # set later still, by someone who had seen no set, lexicon, caption bank or reading.
 SETS = {"paraphrases.tsv": (16, 112), "paraphrases_heldout.tsv": (10, 70), "paraphrases_blind.tsv": (12, 84)}
 
-# STOP_WORDS (engine.lexicon): the function words the lexicon never rewrites either.
+# STOP_WORDS (engine.text.lexicon): the function words the lexicon never rewrites either.
 
 
 @pytest.fixture(scope="module", params=sorted(SETS))

@@ -1,14 +1,14 @@
-"""engine.reading: captions with words the model never saw are read as its nearest label caption,
+"""engine.text.reading: captions with words the model never saw are read as its nearest label caption,
 with the real all-mpnet-base-v2 (put together from its pip parts, checked by sha256) and the real
 labels and vocabulary of our training data (none of these prompts is in a paraphrase set)."""
 import pytest
 import torch
 
 from engine.data import action_words, label_readings, style_words, training_vocabulary
-from engine.lexicon import is_unknown, unknown_words
-from engine.reading import Reader
-from engine.text_encoder import PretrainedTextEncoder
-from engine.text_side import TextSide, TextSideConfig
+from engine.text.lexicon import is_unknown, unknown_words
+from engine.text.reading import Reader
+from engine.text.encoder import PretrainedTextEncoder
+from engine.text.side import TextSide, TextSideConfig
 
 
 @pytest.fixture(scope="module")

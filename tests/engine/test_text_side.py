@@ -14,10 +14,10 @@ import torch
 from engine import Motion, MotionError
 from engine.lm import T2M_LENGTH_PROMPT, T2M_PROMPT, MotionLanguageModel
 from engine.model import MotionGPT, MotionGPTConfig
-from engine.text_encoder import (READING_PARTS, READING_WEIGHTS_SHA256, WEIGHTS_SHA256, PretrainedTextEncoder,
+from engine.text.encoder import (READING_PARTS, READING_WEIGHTS_SHA256, WEIGHTS_SHA256, PretrainedTextEncoder,
                                  assemble_reading_model, model_folder, reading_model_folder, weights_sha256)
-from engine.text_side import TextSide, TextSideConfig, mark_caption, split_prompt
-from engine.train_lm import LMTraining, train_lm
+from engine.text.side import TextSide, TextSideConfig, mark_caption, split_prompt
+from engine.training.lm import LMTraining, train_lm
 from tests.engine.test_train_lm import TINY
 from tests.engine.tiny_models import CODE_NUM, serve, tiny_motiongpt
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.bvh import read_bvh
+from engine.formats.bvh import read_bvh
 from engine.errors import MotionError
 from engine.timeline import Segment, check_segments, parse_timeline, plan_prompt, read_timeline_file
 from engine.model import heading_angles

@@ -1,4 +1,4 @@
-"""engine.train lm: a tiny real run on real clips writes a model folder that runs all four tasks,
+"""engine.training lm: a tiny real run on real clips writes a model folder that runs all four tasks,
 and --resume continues the run where it stopped.
 
 The dataset folder is the tokenizer trainer's test dataset (HumanML3D 012314, its mirror and
@@ -11,8 +11,8 @@ import pytest
 
 from engine import Motion, MotionError
 from engine.model import MotionGPT
-from engine.train import main
-from engine.train_lm import INSTRUCT_TASKS, ExampleSampler, LMTraining, TokenClip, learning_rate, train_lm
+from engine.training.__main__ import main
+from engine.training.lm import INSTRUCT_TASKS, ExampleSampler, LMTraining, TokenClip, learning_rate, train_lm
 from tests.engine.test_train_tokenizer import write_dataset
 from tests.engine.tiny_models import serve, tiny_motion_tokenizer
 
@@ -98,7 +98,7 @@ def test_instruction_examples_use_the_engine_prompts():
 
 def prompt_captions_and_targets(sampler: ExampleSampler, draws: int) -> tuple[set, set]:
     """The captions the sampler's prompts carry and its captioning targets, over ``draws`` examples."""
-    from engine.text_side import split_prompt
+    from engine.text.side import split_prompt
     rng = np.random.default_rng(0)
     captions, targets = set(), set()
     for _ in range(draws):
@@ -112,7 +112,7 @@ def prompt_captions_and_targets(sampler: ExampleSampler, draws: int) -> tuple[se
 
 def test_captions_are_rephrased_and_marked_for_the_text_side():
     from engine.lm import MotionVocabulary
-    from engine.text_side import mark_caption
+    from engine.text.side import mark_caption
     vocab = MotionVocabulary(code_num=32, first_id=400, vocab_size=435)
     clips = [TokenClip(np.arange(20) % 32, ["a person jumps"])]
     sampler = ExampleSampler(clips, vocab, LMTraining(augment=1.0), mark=mark_caption)
@@ -124,7 +124,7 @@ def test_captions_are_rephrased_and_marked_for_the_text_side():
 
 def test_balance_spreads_the_draws_over_content_labels():
     from engine.lm import MotionVocabulary
-    from engine.train_lm import clip_weights
+    from engine.training.lm import clip_weights
     vocab = MotionVocabulary(code_num=32, first_id=400, vocab_size=435)
     names = [f"dataset-2_raise-up-both-hands_happy_{i:03d}" for i in range(8)] + \
         ["dataset-2_bow_sad_001", "Mdataset-2_bow_sad_001", "cmu_01_01", "hdm05_squat1Reps_bd_001",
@@ -145,9 +145,9 @@ def test_balance_spreads_the_draws_over_content_labels():
 
 
 def test_rephrased_prompts_come_from_the_caption_bank_and_targets_keep_the_labels():
-    from engine import caption_bank
+    from engine.text import caption_bank
     from engine.lm import MotionVocabulary
-    from engine.text_side import mark_caption
+    from engine.text.side import mark_caption
     vocab = MotionVocabulary(code_num=32, first_id=400, vocab_size=435)
     labels = ["a person bows sadly", "a sad person bows politely", "someone takes a bow, sadly"]
     clips = [TokenClip(np.arange(20) % 32, labels, "dataset-2_bow_sad_001")]

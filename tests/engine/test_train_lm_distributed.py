@@ -1,4 +1,4 @@
-"""engine.train lm under DDP: two CPU processes (gloo, as torchrun would start them) train a few
+"""engine.training lm under DDP: two CPU processes (gloo, as torchrun would start them) train a few
 steps and end with identical weights, different from the initial ones.
 
 The processes are started with torch.multiprocessing and torchrun's environment variables, as in
@@ -16,7 +16,7 @@ from transformers import AutoTokenizer
 
 from engine.lm import new_t5
 from engine.model import MotionGPT
-from engine.train_lm import LMTraining, train_lm
+from engine.training.lm import LMTraining, train_lm
 from tests.engine.test_train_tokenizer import write_dataset
 from tests.engine.tiny_models import tiny_motion_tokenizer
 

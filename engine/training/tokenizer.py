@@ -1,10 +1,9 @@
-"""Training loops, one sub-command per model:
+"""Training the motion tokenizer:
 
-    python -m engine.train tokenizer --data DIR --out DIR [--steps N --batch 128 --window 64 ...]
+    python -m engine.training tokenizer --data DIR --out DIR [--steps N --batch 128 --window 64 ...]
 
-    python -m engine.train lm --data DIR --tokenizer DIR --out DIR [--steps N --batch 64 ...]
-
-(the language model's loop lives in engine/train_lm.py.)
+(the command line is engine/training/__main__.py; the language model's loop lives in
+engine/training/lm.py and shares this module's distributed and checkpoint helpers.)
 
 The tokenizer recipe is T2M-GPT's / MotionGPT's stage 1: random 64-frame windows of normalised
 HumanML3D features; loss = smooth-L1 reconstruction of all 263 channels + 0.5 x smooth-L1 of the
@@ -25,7 +24,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -35,9 +33,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .errors import MotionError
-from .motion import Normalizer
-from .tokenizer import MotionTokenizer, TokenizerConfig, codebook_usage, resolve_device
+from ..errors import MotionError
+from ..motion import Normalizer
+from ..tokenizer import MotionTokenizer, TokenizerConfig, codebook_usage, resolve_device
 
 RIC_CHANNELS = slice(4, 67)  # root-relative joint positions: the channels of the "velocity" loss
 
@@ -115,7 +113,7 @@ class MotionWindows:
 
 def read_split(data: Path, split: str) -> list[tuple[str, np.ndarray]]:
     """(name, (T, 263) un-normalised features) of a dataset split."""
-    from .data import load_split
+    from ..data import load_split
     return [(clip.name, clip.features) for clip in load_split(data, split)]
 
 
@@ -180,7 +178,7 @@ def heading_aligned(joints: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """(T, J, 3) ``joints`` with each frame's pelvis moved onto ``truth``'s and turned about the
     vertical (y) axis by the angle that brings its joints closest to ``truth``'s (least squares):
     the pose in the body's own frame, with the heading the root path drifted to taken out."""
-    from .model import rotate_about_y
+    from ..model import rotate_about_y
     centred, target = joints - joints[:, :1], truth - truth[:, :1]
     # The angle of the turn about +Y (``rotate_about_y``) that best fits target, per frame.
     sine = (centred[..., 0] * target[..., 2] - centred[..., 2] * target[..., 0]).sum(-1)
@@ -234,7 +232,7 @@ def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
 
     # data, normalised with the dataset's training statistics
     normalizer = Normalizer.load(data)
-    from .data import sampling_weights
+    from ..data import sampling_weights
     train_clips = read_split(data, "train")
     train = MotionWindows([normalizer.normalize(f) for _, f in train_clips], config.window, str(data / "train.txt"),
                           sampling_weights([name for name, _ in train_clips], config.balance) if config.balance else None)
@@ -417,29 +415,3 @@ def add_tokenizer_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
         else:
             parser.add_argument(flag, type=type(value), default=value, help=f"default {value}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.train", description="Train the engine's models.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_tokenizer_arguments(commands.add_parser("tokenizer", help="the motion tokenizer (VQ-VAE)"))
-    from .train_lm import LMTraining, add_lm_arguments, train_lm  # the language model (engine/train_lm.py)
-    add_lm_arguments(commands.add_parser("lm", help="the language model (T5 with motion tokens)"))
-    args = parser.parse_args(argv)
-    try:
-        values = {k: v for k, v in vars(args).items() if k != "command"}
-        if args.command == "tokenizer":
-            train_tokenizer(TokenizerTraining(**values))
-        elif args.command == "lm":
-            train_lm(LMTraining(**values))
-    except MotionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Training the language model: ``python -m engine.train lm --data DIR --tokenizer DIR --out DIR``.
+"""Training the language model: ``python -m engine.training lm --data DIR --tokenizer DIR --out DIR``.
 
 MotionGPT's recipe, scaled down:
 1. First pass (cached in the run folder as ``tokens.json``): every clip of the dataset is encoded
@@ -13,7 +13,7 @@ MotionGPT's recipe, scaled down:
    and our steered in-between. Token sequences are randomly cropped by up to one token at each end.
 
 With ``--text-side`` every caption in a prompt is read by the frozen pretrained text encoder through
-a trained adapter (``engine.text_side``), and a text-motion contrastive loss (weight
+a trained adapter (``engine.text.side``), and a text-motion contrastive loss (weight
 ``contrastive``) pulls each caption's embedding towards its clip's; captions are rephrased by
 ``engine.data.augment_caption`` (``augment`` of the time) in both modes.
 
@@ -36,8 +36,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .errors import MotionError
-from .lm import (INBETWEEN_PROMPT, M2T_PROMPT, PREDICT_PROMPT, STEERED_INBETWEEN_PROMPT, T2M_LENGTH_PROMPT,
+from ..errors import MotionError
+from ..lm import (INBETWEEN_PROMPT, M2T_PROMPT, PREDICT_PROMPT, STEERED_INBETWEEN_PROMPT, T2M_LENGTH_PROMPT,
                  T2M_PROMPT, MotionLanguageModel, new_t5)
 
 WINDOW_FRAMES = 196        # longest training window (HumanML3D's maximum), frames
@@ -74,7 +74,7 @@ class LMTraining:
     val_every: int = 1000
     val_examples: int = 256
     seed: int = 1234
-    text_side: bool = False            # captions read by the pretrained text encoder (engine.text_side)
+    text_side: bool = False            # captions read by the pretrained text encoder (engine.text.side)
     contrastive: float = 0.2           # text-motion InfoNCE weight (with text_side)
     contrastive_batch: int = 32        # (clip, caption) pairs per step for it
     augment: float = 0.5               # share of captions rephrased by engine.data.augment_caption
@@ -99,7 +99,7 @@ class TokenClip:
 
 def encode_dataset(data: Path, tokenizer, split: str) -> list[TokenClip]:
     """Every clip of a split as token windows (at most 196 frames each)."""
-    from .data import load_split
+    from ..data import load_split
     step = tokenizer.config.frames_per_token
     windows, owners = [], []
     for clip in load_split(data, split):
@@ -123,7 +123,7 @@ def encode_dataset(data: Path, tokenizer, split: str) -> list[TokenClip]:
 
 def load_or_encode(run: Path, data: Path, tokenizer_dir: Path, main_rank: bool) -> dict[str, list[TokenClip]]:
     """The cached first pass (``run/tokens.json``), computed by rank 0 when absent or stale."""
-    from .tokenizer import MotionTokenizer
+    from ..tokenizer import MotionTokenizer
     cache = run / "tokens.json"
     stamp = {"version": 2, "data": str(data.resolve()), "tokenizer": str(tokenizer_dir.resolve()),
              "weights_mtime": (tokenizer_dir / "model.safetensors").stat().st_mtime}
@@ -149,7 +149,7 @@ class ExampleSampler:
     def __init__(self, clips: list[TokenClip], vocab, config: LMTraining, frames_per_token: int = 4,
                  mark=None):
         self.clips, self.vocab, self.config, self.step = clips, vocab, config, frames_per_token
-        self.mark = mark or (lambda caption: caption)     # engine.text_side.mark_caption with a text side
+        self.mark = mark or (lambda caption: caption)     # engine.text.side.mark_caption with a text side
         self.weights = clip_weights(clips, config.balance)
 
     def clip(self, rng: np.random.Generator) -> TokenClip:
@@ -158,14 +158,14 @@ class ExampleSampler:
 
     def caption(self, clip: TokenClip, rng: np.random.Generator) -> str:
         """One of the clip's captions, rephrased (``augment`` of the time)."""
-        from .data import augment_caption
+        from ..data import augment_caption
         caption = clip.captions[rng.integers(len(clip.captions))]
         return augment_caption(caption, rng) if rng.random() < self.config.augment else caption
 
     def prompt_caption(self, clip: TokenClip, rng: np.random.Generator) -> str:
         """The caption a prompt reads: composed by ``engine.data.rephrase_caption`` (``rephrase`` of
         the time), else ``caption``. Targets (captioning) keep the label phrasings."""
-        from .data import rephrase_caption
+        from ..data import rephrase_caption
         if self.config.rephrase and rng.random() < self.config.rephrase:
             return rephrase_caption(clip.name, clip.captions, rng)
         return self.caption(clip, rng)
@@ -211,7 +211,7 @@ class ExampleSampler:
 def clip_weights(clips: list[TokenClip], balance: float) -> np.ndarray:
     """(N,) sampling probabilities of the token clips (``engine.data.sampling_weights``: ``balance``
     of the draws evenly over the content labels)."""
-    from .data import sampling_weights
+    from ..data import sampling_weights
     return sampling_weights([clip.name for clip in clips], balance)
 
 
@@ -276,10 +276,10 @@ def train_lm(config: LMTraining):
     checkpoint.pt, log.jsonl, best/)."""
     from transformers import AutoTokenizer
 
-    from .model import MotionGPT, MotionGPTConfig
-    from .text_tokenizer import build_text_tokenizer, captions_of_dataset
-    from .tokenizer import MotionTokenizer
-    from .train import _emit, _save_checkpoint, all_sum, start_distributed
+    from ..model import MotionGPT, MotionGPTConfig
+    from ..text.tokenizer import build_text_tokenizer, captions_of_dataset
+    from ..tokenizer import MotionTokenizer
+    from .tokenizer import _emit, _save_checkpoint, all_sum, start_distributed
 
     ranks, device = start_distributed(config.device)
     data, run, tokenizer_dir = Path(config.data), Path(config.out), Path(config.tokenizer)
@@ -308,13 +308,13 @@ def train_lm(config: LMTraining):
     text_tokenizer.padding_side = "right"
     text_side = None
     if config.text_side:
-        from .text_encoder import PretrainedTextEncoder
-        from .text_side import TextSide, TextSideConfig
+        from ..text.encoder import PretrainedTextEncoder
+        from ..text.side import TextSide, TextSideConfig
         torch.manual_seed(config.seed + 1)
         text_side = lm.text_side if config.init and lm.text_side is not None else \
             TextSide(TextSideConfig(d_model=model.config.d_model), PretrainedTextEncoder.load(device))
         text_side.float()
-        from .data import action_words, caption_vocabulary, label_readings, style_words
+        from ..data import action_words, caption_vocabulary, label_readings, style_words
         text_side.config.known_words = sorted(caption_vocabulary(
             caption for clip in clips["train"] + clips["val"] for caption in clip.captions))
         text_side.config.action_words = action_words()
@@ -349,7 +349,7 @@ def train_lm(config: LMTraining):
     if ranks.world > 1:
         network = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    from .text_side import mark_caption
+    from ..text.side import mark_caption
     mark = mark_caption if text_side is not None else None
     train_sampler = ExampleSampler(clips["train"], wrapper.vocab, config, motion_tokenizer.config.frames_per_token,
                                    mark)
@@ -451,7 +451,7 @@ def _model_sizes(config: LMTraining) -> dict:
 
 def _model_card(config: LMTraining, step: int, val_loss: float) -> str:
     return ("# MotionGPT (engine-trained)\n\n"
-            "Trained with `python -m engine.train lm` (MotionGPT's two-stage recipe, scaled down).\n\n"
+            "Trained with `python -m engine.training lm` (MotionGPT's two-stage recipe, scaled down).\n\n"
             f"- data: `{config.data}`; motion tokenizer: `{config.tokenizer}`\n"
             f"- T5: d_model {config.d_model}, {config.layers}+{config.layers} layers, {config.heads} heads, "
             f"d_ff {config.d_ff}, gated-gelu, untied lm_head\n"

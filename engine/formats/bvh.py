@@ -27,9 +27,9 @@ from typing import IO, Iterator
 import numpy as np
 
 from .bone_maps import BoneMap, detect_bone_map, load_bone_map
-from .errors import MotionError
-from .files import check_input_file, write_text
-from .motion import (JOINT_NAMES, NUM_JOINTS, PARENTS, RAW_OFFSETS, Motion, bone_lengths, fill_missing_joints,
+from ..errors import MotionError
+from ..files import check_input_file, write_text
+from ..motion import (JOINT_NAMES, NUM_JOINTS, PARENTS, RAW_OFFSETS, Motion, bone_lengths, fill_missing_joints,
                      quat_between, quat_inv, quat_mul, quat_rotate, quat_to_matrix)
 
 # Unit candidates (metres per file unit) for files whose map gives no scale: the one that makes the

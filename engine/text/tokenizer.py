@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from .errors import MotionError
+from ..errors import MotionError
 
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
 MOTION_EXTRA_TOKENS = 3  # start, end, mask after the code_num codes

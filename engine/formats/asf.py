@@ -1,13 +1,13 @@
 """Acclaim ASF (skeleton) + AMC (motion) files -> ``engine.Motion`` (SMPL 22 joints, metres, Y up).
 
-numpy only, like ``engine.bvh``. ``read_asf`` parses a skeleton, ``read_amc`` its motion,
+numpy only, like ``engine.formats.bvh``. ``read_asf`` parses a skeleton, ``read_amc`` its motion,
 ``asf_amc_to_motion`` / ``read_asf_amc`` give the Motion.
 
 Conventions honoured (the Acclaim format as written by Vicon for CMU and HDM05):
 
 * ``:units``: ``length L`` is a multiplier: file lengths divided by L are inches (CMU's FAQ:
   metres = value * (1/0.45) * 2.54/100 for ``length 0.45``). If that gives an implausible leg
-  (not 0.55-1.2 m from pelvis to ankle) the unit is inferred like BVH (``engine.bvh.UNIT_SCALES``).
+  (not 0.55-1.2 m from pelvis to ankle) the unit is inferred like BVH (``engine.formats.bvh.UNIT_SCALES``).
   ``angle deg|rad`` is the unit of ``axis``, ``orientation`` and the AMC angles (an AMC
   ``:DEGREES`` / ``:RADIANS`` header overrides it for the AMC).
 * ``:root``: ``order`` lists the root's AMC values (``TX TY TZ RX RY RZ`` in any order);
@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from .bone_maps import BoneMap, load_bone_map
-from .errors import MotionError
-from .files import read_input_bytes
-from .motion import JOINT_NAMES, NUM_JOINTS, Motion, fill_missing_joints
+from ..errors import MotionError
+from ..files import read_input_bytes
+from ..motion import JOINT_NAMES, NUM_JOINTS, Motion, fill_missing_joints
 
 DEFAULT_FPS = 120.0
 MAX_ABS_VALUE = 1e6           # largest |number| in an ASF or AMC (file units, degrees)

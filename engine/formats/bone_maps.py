@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .errors import MotionError
-from .motion import FILLABLE_JOINTS, JOINT_NAMES
+from ..errors import MotionError
+from ..motion import FILLABLE_JOINTS, JOINT_NAMES
 
 REQUIRED_JOINTS: tuple[str, ...] = tuple(j for j in JOINT_NAMES if j not in FILLABLE_JOINTS)
 BVH_HINTS: dict[str, type | tuple[type, ...]] = {"scale_to_metres": (int, float), "first_frame_is_tpose": bool}
@@ -41,7 +41,7 @@ def assets_dir() -> Path:
     override = os.environ.get("MOTIONGPT_ASSETS")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "assets"
+    return Path(__file__).resolve().parents[2] / "assets"
 
 
 def presets_dir() -> Path:
@@ -246,7 +246,7 @@ def _read_json(path: Path) -> object:
 
 def save_bone_map(bone_map: BoneMap, path: str | Path) -> None:
     """Write ``bone_map`` as JSON (the assets/bone_maps format) to ``path``, atomically (``engine.files``)."""
-    from .files import write_text
+    from ..files import write_text
     write_text(path, json.dumps(bone_map.to_dict(), indent=2) + "\n", encoding="utf-8", what="bone map")
 
 

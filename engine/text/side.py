@@ -28,10 +28,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .configs import (MAX_WIDTH, check_parameter_count, check_values, integer, list_of, object_of, read_config,
+from ..configs import (MAX_WIDTH, check_parameter_count, check_values, integer, list_of, object_of, read_config,
                       text)
-from .errors import MotionError
-from .text_encoder import HIDDEN_SIZE, PACKAGE_PIN, WEIGHTS_SHA256, PretrainedTextEncoder
+from ..errors import MotionError
+from .encoder import HIDDEN_SIZE, PACKAGE_PIN, WEIGHTS_SHA256, PretrainedTextEncoder
 
 CONFIG_NAME = "text_side.json"
 WEIGHTS_NAME = "text_side.safetensors"
@@ -61,11 +61,11 @@ class TextSideConfig:
     encoder: str = "sentence-transformers/all-MiniLM-L6-v2"
     package: str = PACKAGE_PIN
     weights_sha256: str = WEIGHTS_SHA256
-    # engine.lexicon: unknown words of a caption rewritten into action words before the encoder
+    # engine.text.lexicon: unknown words of a caption rewritten into action words before the encoder
     # reads it ("a guy saunters" -> "a guy walks"); empty action_words: captions read as typed.
     known_words: list[str] = field(default_factory=list)     # every word of the training captions
     action_words: list[str] = field(default_factory=list)
-    # engine.reading: a caption still holding unknown words is read as the nearest of these labels
+    # engine.text.reading: a caption still holding unknown words is read as the nearest of these labels
     # (label -> captions, the first one read), with a style adverb when a style word is named;
     # empty readings: such captions are read as typed. Style words are the lexicon's targets too.
     readings: dict[str, list[str]] = field(default_factory=dict)
@@ -117,14 +117,14 @@ class TextSide(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(2.659))        # 1 / 0.07, CLIP's start
         self.__dict__["encoder"] = encoder or PretrainedTextEncoder.load()
         self.__dict__["cache"] = {}       # caption -> (L, 384) states; set ``use_cache`` for training
-        self.__dict__["lexicon"] = None   # engine.lexicon.Lexicon, built on first use
-        self.__dict__["reader"] = None    # engine.reading.Reader, built for the first caption it must read
+        self.__dict__["lexicon"] = None   # engine.text.lexicon.Lexicon, built on first use
+        self.__dict__["reader"] = None    # engine.text.reading.Reader, built for the first caption it must read
         self.use_cache = False
 
     def normalise(self, caption: str) -> str:
         """The caption as the encoder reads it: unknown words rewritten into action words
-        (``engine.lexicon``) when the config names action words; then, when the config has
-        readings and unknown words remain, the nearest label's caption (``engine.reading``)."""
+        (``engine.text.lexicon``) when the config names action words; then, when the config has
+        readings and unknown words remain, the nearest label's caption (``engine.text.reading``)."""
         return self.normalise_many([caption])[0]
 
     def normalise_many(self, captions: Sequence[str]) -> list[str]:
@@ -142,7 +142,7 @@ class TextSide(nn.Module):
         return captions
 
     def readings_of(self, captions: Sequence[str]) -> list:
-        """An ``engine.reading.Reading`` of each caption: as read (``normalise``), the words that
+        """An ``engine.text.reading.Reading`` of each caption: as read (``normalise``), the words that
         carry its action and whether the model knows that action (its ``notice`` when not). Without
         readings in the config nothing is judged (score None). A caption that is one of the label
         captions after the lexicon is known without loading the reading encoder."""
@@ -258,7 +258,7 @@ class TextSide(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path, device=None, dtype=None) -> "TextSide | None":
         """The text side of a language-model folder, or None when it has none (official weights)."""
-        from .checkpoint import check_finite, check_layout, load_safetensors, tensor_layout
+        from ..checkpoint import check_finite, check_layout, load_safetensors, tensor_layout
 
         folder = Path(folder)
         config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
@@ -274,7 +274,7 @@ class TextSide(nn.Module):
         check_layout(tensor_layout(state), config.weight_shapes(str(config_path)),
                      f"{weights_path}: does not match {config_path}")
         check_finite(state, str(weights_path))
-        from .tokenizer import resolve_device
+        from ..tokenizer import resolve_device
         device = resolve_device(device)
         side = cls(config, PretrainedTextEncoder.load(device))
         side.load_state_dict({k: v.float() for k, v in state.items()})

@@ -3,7 +3,7 @@
 The files are the CMU Graphics Lab mocap subset prepared for motion prediction by Li, Zhang, Lee
 and Lee ("Convolutional Sequence to Sequence Model for Human Dynamics", CVPR 2018; GitHub
 chaneyddtt/Convolutional-Sequence-to-Sequence-Model-for-Human-Dynamics, ``data/cmu_mocap``). One
-frame per line, 117 comma-separated numbers. numpy + scipy only, like ``engine.asf``.
+frame per line, 117 comma-separated numbers. numpy + scipy only, like ``engine.formats.asf``.
 
 Facts taken from the upstream code (``src/forward_kinematics_cmu.py``: ``_some_variables``,
 ``fkl``; ``src/data_utils_cmu.py``: ``expmap2rotmat``, ``readCSVasFloat``) and checked on the data:
@@ -14,7 +14,7 @@ Facts taken from the upstream code (``src/forward_kinematics_cmu.py``: ``_some_v
   the cgspeed CMU BVH (``assets/bone_maps/cmu.json``) the thorax bone has length 0 (lowerneck and
   both clavicles start where the thorax does) and so do the wrist bones.
 * Bone offsets: the upstream table times 70, a display scale only; the unscaled table is in CMU
-  ASF units (``length 0.45``: inches * 0.45, 1 unit = 0.056444 m, ``engine.bvh.UNIT_SCALES['cmu']``).
+  ASF units (``length 0.45``: inches * 0.45, 1 unit = 0.056444 m, ``engine.formats.bvh.UNIT_SCALES['cmu']``).
   The root position is in the same unscaled units: the pelvis sits ~17 units (0.96 m) up and the
   feet then touch y ~ 0, which they would not if either were scaled by 70. In metres: pelvis
   0.97 m up, hip to ankle 0.84 m (an adult of ~1.7 m); the head joint is 0.41 m above the pelvis
@@ -51,7 +51,7 @@ capture rate, two ways:
   joint within 1.3 cm. So the files hold every captured frame (upstream's ``load_data`` halves
   the rate itself by keeping every second row).
 
-SMPL joints come from ``engine.asf.ACCLAIM_BONE_MAP`` (a joint sits at the start of its bone, as
+SMPL joints come from ``engine.formats.asf.ACCLAIM_BONE_MAP`` (a joint sits at the start of its bone, as
 for the ASF/AMC reader); spine2 and the collars are filled in by ``fill_missing_joints`` along the
 skeleton's own spine. Every malformed file is one ``MotionError`` naming the file and the line.
 """
@@ -69,9 +69,9 @@ from scipy.spatial.transform import Rotation
 
 from .asf import MAX_ABS_VALUE, acclaim_bone_map
 from .bvh import UNIT_SCALES
-from .errors import MotionError
-from .files import read_input_bytes
-from .motion import JOINT_NAMES, NUM_JOINTS, Motion, fill_missing_joints
+from ..errors import MotionError
+from ..files import read_input_bytes
+from ..motion import JOINT_NAMES, NUM_JOINTS, Motion, fill_missing_joints
 
 CMU_PREDICTION_FPS = 120.0
 COLUMNS = 117

