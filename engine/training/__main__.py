@@ -4,25 +4,32 @@
 
     python -m engine.training lm --data DIR --tokenizer DIR --out DIR [--steps N --batch 64 ...]
 
-(the loops live in engine/training/tokenizer.py and engine/training/lm.py.)
+(one training loop, engine/training/loop.py; the models' parts are in engine/training/tokenizer.py
+and engine/training/lm.py.)
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 
 import torch.distributed as dist
 
 from ..errors import MotionError
-from .lm import LMTraining, add_lm_arguments, train_lm
-from .tokenizer import TokenizerTraining, add_tokenizer_arguments, train_tokenizer
+from .lm import LMTraining, train_lm
+from .tokenizer import TokenizerTraining, train_tokenizer
+
+DATA_HELP = "dataset folder (python -m engine.data build)"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.training", description="Train the engine's models.")
     commands = parser.add_subparsers(dest="command", required=True)
-    add_tokenizer_arguments(commands.add_parser("tokenizer", help="the motion tokenizer (VQ-VAE)"))
-    add_lm_arguments(commands.add_parser("lm", help="the language model (T5 with motion tokens)"))
+    add_flags(commands.add_parser("tokenizer", help="the motion tokenizer (VQ-VAE)"), TokenizerTraining,
+              {"data": DATA_HELP, "out": "run folder: checkpoint.pt, log.jsonl, best/"})
+    add_flags(commands.add_parser("lm", help="the language model (T5 with motion tokens)"), LMTraining,
+              {"data": DATA_HELP, "tokenizer": "trained motion tokenizer folder (e.g. RUN/best)",
+               "out": "run folder: tokens.json, checkpoint.pt, log.jsonl, best/"})
     args = parser.parse_args(argv)
     try:
         values = {k: v for k, v in vars(args).items() if k != "command"}
@@ -37,6 +44,27 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def add_flags(parser: argparse.ArgumentParser, settings: type, required: dict[str, str]) -> None:
+    """A flag for each field of the ``settings`` dataclass, named alike (``--log-every``), with its
+    default; the ``required`` ones ({name: help}) first."""
+    for name, text in required.items():
+        parser.add_argument("--" + name, required=True, help=text)
+    defaults = settings()
+    for item in fields(settings):
+        if item.name in required:
+            continue
+        flag = "--" + item.name.replace("_", "-")
+        value = getattr(defaults, item.name)
+        if isinstance(value, bool):
+            parser.add_argument(flag, action="store_true")
+        elif item.name == "decay_at":
+            parser.add_argument(flag, type=int, nargs="*", default=[], help="steps where lr *= lr-gamma")
+        elif item.name == "device":
+            parser.add_argument(flag, default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+        else:
+            parser.add_argument(flag, type=type(value), default=value, help=f"default {value!r}")
 
 
 if __name__ == "__main__":

@@ -19,17 +19,16 @@ a trained adapter (``engine.text.side``), and a text-motion contrastive loss (we
 
 Model: flan-t5-style T5 (gated-gelu, untied lm_head; ``engine.lm.new_t5``). AdamW, linear
 warm-up then cosine decay to 10 %, bf16 autocast on CUDA. One CPU, one GPU or ``torchrun`` (DDP,
-gloo / nccl) with the tokenizer trainer's helpers; ``--batch`` is global. The run folder holds
+gloo / nccl) in the training loop both trainers share (engine/training/loop.py; ``LMTrainer``
+supplies the language model's parts); ``--batch`` is global. The run folder holds
 ``checkpoint.pt`` (``--resume``), ``log.jsonl`` and ``best/`` (the lowest stage-2 validation
 loss, a complete ``MotionGPT.from_pretrained`` folder; ``--fp16`` writes it in float16).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,7 @@ import torch.distributed as dist
 from ..errors import MotionError
 from ..lm import (INBETWEEN_PROMPT, M2T_PROMPT, PREDICT_PROMPT, STEERED_INBETWEEN_PROMPT, T2M_LENGTH_PROMPT,
                  T2M_PROMPT, MotionLanguageModel, new_t5)
+from .loop import Ranks, start_distributed, train
 
 WINDOW_FRAMES = 196        # longest training window (HumanML3D's maximum), frames
 WINDOW_STRIDE = 98
@@ -269,178 +269,157 @@ def _autocast(device):
     return torch.autocast("cpu", enabled=False)
 
 
-# ----------------------------------------------------------------------------- the training loop
+# ----------------------------------------------------------------------------- training
 
 def train_lm(config: LMTraining):
     """Train (or resume) the language model; returns the trained ``MotionGPT`` (rank 0's files:
     checkpoint.pt, log.jsonl, best/)."""
-    from transformers import AutoTokenizer
-
     from ..model import MotionGPT, MotionGPTConfig
-    from ..text.tokenizer import build_text_tokenizer, captions_of_dataset
-    from ..tokenizer import MotionTokenizer
-    from .tokenizer import _emit, _save_checkpoint, all_sum, start_distributed
-
     ranks, device = start_distributed(config.device)
-    data, run, tokenizer_dir = Path(config.data), Path(config.out), Path(config.tokenizer)
-    if config.batch % ranks.world:
-        raise MotionError(f"--batch {config.batch} must be divisible by the number of processes {ranks.world}")
-    if not (tokenizer_dir / "model.safetensors").is_file():
-        raise MotionError(f"--tokenizer {tokenizer_dir}: not a MotionTokenizer folder (no model.safetensors)")
-    motion_tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir, device="cpu")
-    code_num = motion_tokenizer.config.code_num
-    clips = load_or_encode(run, data, tokenizer_dir, ranks.main)
+    trainer = LMTrainer(config, ranks, device)
+    train(trainer, config, ranks, device)
+    trainer.model.eval()
+    return MotionGPT(trainer.motion_tokenizer.to(device), trainer.lm, MotionGPTConfig(steered_inbetween=True))
 
-    # text tokenizer + T5: from --init, or built here (rank 0 writes the tokenizer, all read it)
-    torch.manual_seed(config.seed)
-    if config.init:
-        lm = MotionLanguageModel.from_pretrained(config.init, code_num, device="cpu", dtype=torch.float32)
-        text_tokenizer, model = lm.text_tokenizer, lm.t5
-    else:
-        text_dir = run / "text_tokenizer"
-        if ranks.main and not (text_dir / "tokenizer.json").is_file():
-            build_text_tokenizer(captions_of_dataset(data), config.text_vocab, code_num).save_pretrained(str(text_dir))
-        if dist.is_initialized():
-            dist.barrier()
-        text_tokenizer = AutoTokenizer.from_pretrained(str(text_dir))
-        model = new_t5(len(text_tokenizer), config.d_model, config.layers, config.heads, config.d_ff,
-                       config.dropout, seed=config.seed)
-    text_tokenizer.padding_side = "right"
-    text_side = None
-    if config.text_side:
-        from ..text.encoder import PretrainedTextEncoder
-        from ..text.side import TextSide, TextSideConfig
-        torch.manual_seed(config.seed + 1)
-        text_side = lm.text_side if config.init and lm.text_side is not None else \
-            TextSide(TextSideConfig(d_model=model.config.d_model), PretrainedTextEncoder.load(device))
-        text_side.float()
-        from ..data import action_words, caption_vocabulary, label_readings, style_words
-        text_side.config.known_words = sorted(caption_vocabulary(
-            caption for clip in clips["train"] + clips["val"] for caption in clip.captions))
-        text_side.config.action_words = action_words()
-        text_side.config.readings, text_side.config.styles = label_readings(), style_words()
-        text_side.use_cache = True    # the encoder is frozen: each caption's states are computed once
-        text_side.to(device)
-    model.to(device)
-    wrapper = MotionLanguageModel(model, text_tokenizer, code_num, config.max_prompt_tokens, text_side=text_side)
-    trained = list(model.parameters()) + (list(text_side.parameters()) if text_side is not None else [])
-    optimizer = torch.optim.AdamW(trained, lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
-    rng = np.random.default_rng([config.seed, ranks.rank])
-    step, best = 0, math.inf
-    checkpoint_path = run / "checkpoint.pt"
-    if config.resume and checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if state["model_sizes"] != _model_sizes(config):
-            raise MotionError(f"{checkpoint_path}: the run was started with model sizes {state['model_sizes']}, "
-                              f"not {_model_sizes(config)}")
-        model.load_state_dict(state["model"])
-        if text_side is not None:
-            text_side.load_state_dict(state["text_side"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, best = state["step"], state["best_val_loss"]
-        if state["world"] == ranks.world:
-            rng.bit_generator.state = state["rng"][ranks.rank]
+
+class LMTrainer:
+    """The language model's parts of the training loop (``engine.training.loop.Trainer``)."""
+
+    score, best, best_text = "val_loss", "best_val_loss", "best validation loss {:.4f}"
+    ddp_options: dict = {}
+    weights_only = False
+
+    def __init__(self, config: LMTraining, ranks: Ranks, device: torch.device):
+        from transformers import AutoTokenizer
+
+        from ..text.side import mark_caption
+        from ..text.tokenizer import build_text_tokenizer, captions_of_dataset
+        from ..tokenizer import MotionTokenizer
+
+        data, run, tokenizer_dir = Path(config.data), Path(config.out), Path(config.tokenizer)
+        if config.batch % ranks.world:
+            raise MotionError(f"--batch {config.batch} must be divisible by the number of processes {ranks.world}")
+        if not (tokenizer_dir / "model.safetensors").is_file():
+            raise MotionError(f"--tokenizer {tokenizer_dir}: not a MotionTokenizer folder (no model.safetensors)")
+        self.config, self.ranks, self.device = config, ranks, device
+        self.motion_tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir, device="cpu")
+        code_num = self.motion_tokenizer.config.code_num
+        clips = load_or_encode(run, data, tokenizer_dir, ranks.main)
+
+        # text tokenizer + T5: from --init, or built here (rank 0 writes the tokenizer, all read it)
+        torch.manual_seed(config.seed)
+        if config.init:
+            lm = MotionLanguageModel.from_pretrained(config.init, code_num, device="cpu", dtype=torch.float32)
+            text_tokenizer, model = lm.text_tokenizer, lm.t5
         else:
-            rng = np.random.default_rng([config.seed, ranks.rank, step])
-        if ranks.main:
-            print(f"resumed {checkpoint_path} at step {step} (best validation loss {best:.4f})", flush=True)
+            text_dir = run / "text_tokenizer"
+            if ranks.main and not (text_dir / "tokenizer.json").is_file():
+                build_text_tokenizer(captions_of_dataset(data), config.text_vocab, code_num).save_pretrained(str(text_dir))
+            if dist.is_initialized():
+                dist.barrier()
+            text_tokenizer = AutoTokenizer.from_pretrained(str(text_dir))
+            model = new_t5(len(text_tokenizer), config.d_model, config.layers, config.heads, config.d_ff,
+                           config.dropout, seed=config.seed)
+        text_tokenizer.padding_side = "right"
+        text_side = None
+        if config.text_side:
+            from ..text.encoder import PretrainedTextEncoder
+            from ..text.side import TextSide, TextSideConfig
+            torch.manual_seed(config.seed + 1)
+            text_side = lm.text_side if config.init and lm.text_side is not None else \
+                TextSide(TextSideConfig(d_model=model.config.d_model), PretrainedTextEncoder.load(device))
+            text_side.float()
+            from ..data import action_words, caption_vocabulary, label_readings, style_words
+            text_side.config.known_words = sorted(caption_vocabulary(
+                caption for clip in clips["train"] + clips["val"] for caption in clip.captions))
+            text_side.config.action_words = action_words()
+            text_side.config.readings, text_side.config.styles = label_readings(), style_words()
+            text_side.use_cache = True    # the encoder is frozen: each caption's states are computed once
+            text_side.to(device)
+        model.to(device)
+        self.model, self.text_side = model, text_side
+        self.lm = MotionLanguageModel(model, text_tokenizer, code_num, config.max_prompt_tokens, text_side=text_side)
+        self.trained = list(model.parameters()) + (list(text_side.parameters()) if text_side is not None else [])
+        self.optimizer = torch.optim.AdamW(self.trained, lr=config.lr, betas=(0.9, 0.99),
+                                           weight_decay=config.weight_decay)
+        self.rng = np.random.default_rng([config.seed, ranks.rank])
+        self.sizes = {"model_sizes": _model_sizes(config)}
 
-    network = model
-    if ranks.world > 1:
-        network = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    from ..text.side import mark_caption
-    mark = mark_caption if text_side is not None else None
-    train_sampler = ExampleSampler(clips["train"], wrapper.vocab, config, motion_tokenizer.config.frames_per_token,
-                                   mark)
-    val_sampler = ExampleSampler(clips["val"], wrapper.vocab, config, motion_tokenizer.config.frames_per_token,
-                                 mark)
-    val_rng = np.random.default_rng(config.seed + 17)
-    val_pairs = [val_sampler.sample(INSTRUCT_TASKS, val_rng) for _ in range(config.val_examples)]
+        mark = mark_caption if text_side is not None else None
+        frames_per_token = self.motion_tokenizer.config.frames_per_token
+        self.train_sampler = ExampleSampler(clips["train"], self.lm.vocab, config, frames_per_token, mark)
+        val_sampler = ExampleSampler(clips["val"], self.lm.vocab, config, frames_per_token, mark)
+        val_rng = np.random.default_rng(config.seed + 17)
+        self.val_pairs = [val_sampler.sample(INSTRUCT_TASKS, val_rng) for _ in range(config.val_examples)]
+        self.per_rank = config.batch // ranks.world
+        self.stage_one = config.stage_one_steps()
+        parameters = sum(p.numel() for p in self.trained)
+        self.header = (f"lm: {parameters / 1e6:.2f} M trained parameters"
+                       f"{' (text side included)' if text_side else ''}, vocabulary {len(text_tokenizer)} "
+                       f"(motion tokens from {self.lm.vocab.first_id}), {len(clips['train'])} training / "
+                       f"{len(clips['val'])} validation windows, {ranks.world} process(es) on {device}")
 
-    log = None
-    if ranks.main:
-        run.mkdir(parents=True, exist_ok=True)
-        log = (run / "log.jsonl").open("a", encoding="utf-8")
-        parameters = sum(p.numel() for p in model.parameters())
-        if text_side is not None:
-            parameters += sum(p.numel() for p in text_side.parameters())
-        print(f"lm: {parameters / 1e6:.2f} M trained parameters{' (text side included)' if text_side else ''}, vocabulary {len(text_tokenizer)} "
-              f"(motion tokens from {wrapper.vocab.first_id}), {len(clips['train'])} training / "
-              f"{len(clips['val'])} validation windows, {ranks.world} process(es) on {device}", flush=True)
-    per_rank = config.batch // ranks.world
-    loss_sum, interval_steps, interval_start = torch.zeros(2, dtype=torch.float64), 0, time.time()
-    stage_one = config.stage_one_steps()
+    def learning_rate(self, step: int) -> float:
+        return learning_rate(self.config, step)
 
-    while step < config.steps:
-        model.train()
+    def step(self, network: torch.nn.Module, step: int) -> torch.Tensor:
+        """One step on a batch of the stage's tasks: its loss and contrastive loss."""
+        config, ranks, text_side = self.config, self.ranks, self.text_side
+        self.model.train()
         if text_side is not None:
             text_side.train()
-        lr = learning_rate(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        tasks = PRETRAIN_TASKS if step < stage_one else INSTRUCT_TASKS
-        pairs = [train_sampler.sample(tasks, rng) for _ in range(per_rank)]
-        batch = make_batch(wrapper, pairs)
-        with _autocast(device):
+        tasks = PRETRAIN_TASKS if step < self.stage_one else INSTRUCT_TASKS
+        pairs = [self.train_sampler.sample(tasks, self.rng) for _ in range(self.per_rank)]
+        batch = make_batch(self.lm, pairs)
+        with _autocast(self.device):
             loss = network(**batch).loss
-            aligned = torch.zeros((), device=device)
+            aligned = torch.zeros((), device=self.device)
             if text_side is not None and config.contrastive:
-                aligned = contrastive_batch(wrapper, train_sampler, config.contrastive_batch // ranks.world, rng)
-        optimizer.zero_grad(set_to_none=True)
+                aligned = contrastive_batch(self.lm, self.train_sampler, config.contrastive_batch // ranks.world,
+                                            self.rng)
+        self.optimizer.zero_grad(set_to_none=True)
         (loss + config.contrastive * aligned).backward()
         if text_side is not None and ranks.world > 1:   # not inside DDP's module: average its gradients here
             for parameter in text_side.parameters():
                 if parameter.grad is not None:
                     dist.all_reduce(parameter.grad)
                     parameter.grad /= ranks.world
-        torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        optimizer.step()
-        step += 1
-        loss_sum += torch.tensor([loss.item(), aligned.item()], dtype=torch.float64)
-        interval_steps += 1
+        torch.nn.utils.clip_grad_norm_(self.trained, 1.0)
+        self.optimizer.step()
+        return torch.tensor([loss.item(), aligned.item()], dtype=torch.float64)
 
-        if step % config.log_every == 0 or step == config.steps:
-            mean = (all_sum(loss_sum.to(device)) / (interval_steps * ranks.world)).tolist()
-            if ranks.main:
-                _emit({"step": step, "stage": 1 if step <= stage_one else 2, "loss": mean[0],
-                       **({"contrastive": mean[1]} if text_side is not None else {}), "lr": lr,
-                       "seconds_per_step": (time.time() - interval_start) / interval_steps}, log)
-            loss_sum.zero_()
-            interval_start, interval_steps = time.time(), 0
+    def record(self, step: int, lr: float, totals: torch.Tensor, count: int) -> dict:
+        mean = (totals / count).tolist()
+        return {"stage": 1 if step <= self.stage_one else 2, "loss": mean[0],
+                **({"contrastive": mean[1]} if self.text_side is not None else {}), "lr": lr}
 
-        if step % config.val_every == 0 or step == config.steps:
-            if ranks.main:
-                value = validation_loss(wrapper, val_pairs)
-                improved = value < best
-                if improved:
-                    best = value
-                    mg = MotionGPT(motion_tokenizer, wrapper, MotionGPTConfig(
-                        name="MotionGPT (engine-trained)", predict_context_tokens=config.predict_context_tokens,
-                        inbetween_context_tokens=config.inbetween_context_tokens, steered_inbetween=True,
-                        max_prompt_tokens=config.max_prompt_tokens))
-                    mg.save_pretrained(run / "best", half=config.fp16, model_card=_model_card(config, step, value))
-                _emit({"step": step, "split": "val", "val_loss": value, "best_val_loss": best,
-                       "saved_best": improved}, log)
-            states = [None] * ranks.world
-            if ranks.world > 1:
-                dist.all_gather_object(states, rng.bit_generator.state)
-            else:
-                states = [rng.bit_generator.state]
-            if ranks.main:
-                _save_checkpoint(checkpoint_path, {
-                    "model": {k: v.cpu() for k, v in model.state_dict().items()},
-                    "text_side": text_side.state_dict() if text_side is not None else None,
-                    "optimizer": optimizer.state_dict(), "step": step, "best_val_loss": best, "rng": states,
-                    "world": ranks.world, "model_sizes": _model_sizes(config),
-                    "training": {k: v for k, v in asdict(config).items() if k != "resume"}})
-            if ranks.world > 1:
-                dist.barrier()
-            interval_start = time.time()
-    if log is not None:
-        log.close()
-    model.eval()
-    return MotionGPT(motion_tokenizer.to(device), wrapper, MotionGPTConfig(steered_inbetween=True))
+    def validate(self) -> dict:
+        return {"val_loss": validation_loss(self.lm, self.val_pairs)}
+
+    def save_best(self, step: int, score: float) -> None:
+        from ..model import MotionGPT, MotionGPTConfig
+        config = self.config
+        mg = MotionGPT(self.motion_tokenizer, self.lm, MotionGPTConfig(
+            name="MotionGPT (engine-trained)", predict_context_tokens=config.predict_context_tokens,
+            inbetween_context_tokens=config.inbetween_context_tokens, steered_inbetween=True,
+            max_prompt_tokens=config.max_prompt_tokens))
+        mg.save_pretrained(Path(config.out) / "best", half=config.fp16, model_card=_model_card(config, step, score))
+
+    def state(self) -> dict:
+        return {"text_side": self.text_side.state_dict() if self.text_side is not None else None}
+
+    def load(self, state: dict) -> None:
+        if self.text_side is not None:
+            self.text_side.load_state_dict(state["text_side"])
+
+    def rng_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_rng_state(self, saved: dict | None, step: int) -> None:
+        if saved is not None:
+            self.rng.bit_generator.state = saved
+        else:
+            self.rng = np.random.default_rng([self.config.seed, self.ranks.rank, step])
 
 
 def _model_sizes(config: LMTraining) -> dict:
@@ -460,21 +439,3 @@ def _model_card(config: LMTraining, step: int, val_loss: float) -> str:
             f"- saved at step {step} of {config.steps} (stage 1: {config.stage_one_steps()} steps), "
             f"validation loss {val_loss:.4f}\n"
             "- data licences: Bandai Namco Research Motion dataset (CC BY-NC 4.0), CMU Graphics Lab mocap\n")
-
-
-def add_lm_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = LMTraining()
-    parser.add_argument("--data", required=True, help="dataset folder (python -m engine.data build)")
-    parser.add_argument("--tokenizer", required=True, help="trained motion tokenizer folder (e.g. RUN/best)")
-    parser.add_argument("--out", required=True, help="run folder: tokens.json, checkpoint.pt, log.jsonl, best/")
-    for item in fields(LMTraining):
-        if item.name in ("data", "tokenizer", "out"):
-            continue
-        flag = "--" + item.name.replace("_", "-")
-        value = getattr(defaults, item.name)
-        if isinstance(value, bool):
-            parser.add_argument(flag, action="store_true")
-        elif item.name == "device":
-            parser.add_argument(flag, default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-        else:
-            parser.add_argument(flag, type=type(value), default=value, help=f"default {value!r}")

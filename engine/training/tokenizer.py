@@ -2,8 +2,9 @@
 
     python -m engine.training tokenizer --data DIR --out DIR [--steps N --batch 128 --window 64 ...]
 
-(the command line is engine/training/__main__.py; the language model's loop lives in
-engine/training/lm.py and shares this module's distributed and checkpoint helpers.)
+(the command line is engine/training/__main__.py; the training loop, which the language model's
+trainer in engine/training/lm.py shares, is engine/training/loop.py: this module supplies its
+tokenizer-specific parts, ``TokenizerTrainer``.)
 
 The tokenizer recipe is T2M-GPT's / MotionGPT's stage 1: random 64-frame windows of normalised
 HumanML3D features; loss = smooth-L1 reconstruction of all 263 channels + 0.5 x smooth-L1 of the
@@ -20,22 +21,18 @@ pelvis-aligned validation MPJPE, a ``MotionTokenizer.from_pretrained`` folder).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from ..errors import MotionError
 from ..motion import Normalizer
-from ..tokenizer import MotionTokenizer, TokenizerConfig, codebook_usage, resolve_device
+from ..tokenizer import MotionTokenizer, TokenizerConfig, codebook_usage
+from .loop import Ranks, start_distributed, train
 
 RIC_CHANNELS = slice(4, 67)  # root-relative joint positions: the channels of the "velocity" loss
 
@@ -128,43 +125,6 @@ def read_joints(data: Path, name: str) -> np.ndarray:
     return joints
 
 
-# ----------------------------------------------------------------------------- distributed helpers
-
-@dataclass
-class Ranks:
-    rank: int = 0
-    world: int = 1
-    local: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def start_distributed(device_request: str | None) -> tuple[Ranks, torch.device]:
-    """Join the torchrun process group when WORLD_SIZE > 1; pick this rank's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    ranks = Ranks(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
-    if device_request is None and torch.cuda.is_available():
-        device = torch.device("cuda", ranks.local)
-    else:
-        device = resolve_device(device_request or "cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    else:
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, local_world)))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return ranks, device
-
-
-def all_sum(tensor: torch.Tensor) -> torch.Tensor:
-    if dist.is_initialized():
-        dist.all_reduce(tensor)
-    return tensor
-
-
 def learning_rate(config: TokenizerTraining, step: int) -> float:
     """Linear warm-up over ``warmup`` steps, then ``lr_gamma`` at each step of ``decay_at``."""
     warm = min(1.0, (step + 1) / max(1, config.warmup))
@@ -217,93 +177,78 @@ def validate(model: MotionTokenizer, clips: list[tuple[str, np.ndarray]], data: 
             "val_perplexity": usage["perplexity"], "val_used_codes": usage["used_codes"], "val_clips": len(errors)}
 
 
-# ----------------------------------------------------------------------------- the training loop
+# ----------------------------------------------------------------------------- training
 
 def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
     """Train (or resume) a MotionTokenizer as described in the module docstring; returns the
     trained model (unwrapped, on its device). Only rank 0 writes files."""
     ranks, device = start_distributed(config.device)
-    data, out = Path(config.data), Path(config.out)
-    if config.batch % ranks.world:
-        raise MotionError(f"--batch {config.batch} must be divisible by the number of processes {ranks.world}")
-    if config.window % 2 ** config.down_t:
-        raise MotionError(f"--window {config.window} must be a multiple of {2 ** config.down_t} frames")
-    checkpoint_path = out / "checkpoint.pt"
+    trainer = TokenizerTrainer(config, ranks, device)
+    train(trainer, config, ranks, device)
+    return trainer.model
 
-    # data, normalised with the dataset's training statistics
-    normalizer = Normalizer.load(data)
-    from ..data import sampling_weights
-    train_clips = read_split(data, "train")
-    train = MotionWindows([normalizer.normalize(f) for _, f in train_clips], config.window, str(data / "train.txt"),
-                          sampling_weights([name for name, _ in train_clips], config.balance) if config.balance else None)
-    val_clips = read_split(data, "val") if ranks.main else []
-    if ranks.main and not val_clips:
-        raise MotionError(f"{data / 'val.txt'}: the validation split is empty")
-    if config.val_clips:
-        val_clips = val_clips[: config.val_clips]
 
-    # model and optimiser (identical initial weights on every rank: same seed, then DDP broadcasts)
-    torch.manual_seed(config.seed)
-    model = MotionTokenizer(config.model_config(), normalizer).to(device)
-    if config.init:
-        model.load_state_dict(_initial_weights(config, normalizer))
-    if config.decoder_only:
-        if not config.init:
-            raise MotionError("--decoder-only needs --init DIR: a trained tokenizer whose encoder and codebook stay")
-        model.encoder.requires_grad_(False)
-    trained = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trained, lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
-    # root rotation velocity (channel 0) back in radians per frame, for the heading loss
-    turn_std = torch.tensor(float(normalizer.std[0]), device=device)
-    generator = torch.Generator().manual_seed(config.seed + 1000 * ranks.rank)
-    step, best = 0, math.inf
+class TokenizerTrainer:
+    """The tokenizer's parts of the training loop (``engine.training.loop.Trainer``)."""
 
-    if config.resume and checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        if state["model_config"] != asdict(config.model_config()):
-            raise MotionError(f"{checkpoint_path}: the run was started with model sizes {state['model_config']}, "
-                              f"not {asdict(config.model_config())}")
-        model.load_state_dict(state["model"])
-        model.quantizer.load_ema_state(state["ema"])
-        model.to(device)
-        optimizer.load_state_dict(state["optimizer"])
-        step, best = state["step"], state["best_mpjpe_mm"]
-        if state["world"] == ranks.world:
-            generator.set_state(state["rng"][ranks.rank]["data"])
-            torch.set_rng_state(state["rng"][ranks.rank]["torch"])
-        else:  # a different process count: fresh but distinct streams
-            generator.manual_seed(config.seed + 1000 * ranks.rank + step)
-        if ranks.main:
-            print(f"resumed {checkpoint_path} at step {step} (best MPJPE {best:.1f} mm)", flush=True)
-    elif config.resume and ranks.main:
-        print(f"--resume: no {checkpoint_path} yet, starting from scratch", flush=True)
+    # Selected on the pelvis-aligned MPJPE, MotionGPT's reconstruction metric (MRMetrics,
+    # align_root); the global one mostly measures root drift.
+    score, best, best_text = "mpjpe_local_mm", "best_mpjpe_mm", "best MPJPE {:.1f} mm"
+    # no per-step buffer broadcast: the quantizer all-reduces its own statistics
+    ddp_options = {"forward_sync_buffers": False}
+    weights_only = True
 
-    network = model
-    if ranks.world > 1:
-        # no per-step buffer broadcast: the quantizer all-reduces its own statistics
-        network = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False)
+    def __init__(self, config: TokenizerTraining, ranks: Ranks, device: torch.device):
+        if config.batch % ranks.world:
+            raise MotionError(f"--batch {config.batch} must be divisible by the number of processes {ranks.world}")
+        if config.window % 2 ** config.down_t:
+            raise MotionError(f"--window {config.window} must be a multiple of {2 ** config.down_t} frames")
+        self.config, self.ranks, self.device = config, ranks, device
+        self.data = data = Path(config.data)
 
-    if ranks.main:
-        out.mkdir(parents=True, exist_ok=True)
-        parameters = sum(p.numel() for p in model.parameters())
-        print(f"tokenizer: {parameters / 1e6:.2f} M parameters, {train.clip_count} training clips "
-              f"({len(train.frames)} frames), {len(val_clips)} validation clips, {ranks.world} process(es) "
-              f"on {device}", flush=True)
-    log = (out / "log.jsonl").open("a", encoding="utf-8") if ranks.main else None
-    sums = torch.zeros(4, dtype=torch.float64)     # loss, reconstruction, position, commitment
-    histogram = torch.zeros(config.code_num, dtype=torch.float64)
-    interval_start, interval_steps = time.time(), 0
-    per_rank = config.batch // ranks.world
+        # data, normalised with the dataset's training statistics
+        normalizer = Normalizer.load(data)
+        from ..data import sampling_weights
+        train_clips = read_split(data, "train")
+        weights = sampling_weights([name for name, _ in train_clips], config.balance) if config.balance else None
+        self.windows = MotionWindows([normalizer.normalize(f) for _, f in train_clips], config.window,
+                                     str(data / "train.txt"), weights)
+        val_clips = read_split(data, "val") if ranks.main else []
+        if ranks.main and not val_clips:
+            raise MotionError(f"{data / 'val.txt'}: the validation split is empty")
+        self.val_clips = val_clips[: config.val_clips] if config.val_clips else val_clips
 
-    while step < config.steps:
+        # model and optimiser (identical initial weights on every rank: same seed, then DDP broadcasts)
+        torch.manual_seed(config.seed)
+        self.model = model = MotionTokenizer(config.model_config(), normalizer).to(device)
+        if config.init:
+            model.load_state_dict(_initial_weights(config, normalizer))
+        if config.decoder_only:
+            if not config.init:
+                raise MotionError("--decoder-only needs --init DIR: a trained tokenizer whose encoder and codebook stay")
+            model.encoder.requires_grad_(False)
+        trained = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trained, lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay)
+        # root rotation velocity (channel 0) back in radians per frame, for the heading loss
+        self.turn_std = torch.tensor(float(normalizer.std[0]), device=device)
+        self.generator = torch.Generator().manual_seed(config.seed + 1000 * ranks.rank)
+        self.per_rank = config.batch // ranks.world
+        self.sizes = {"model_config": asdict(config.model_config())}
+        self.header = (f"tokenizer: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+                       f"{self.windows.clip_count} training clips ({len(self.windows.frames)} frames), "
+                       f"{len(self.val_clips)} validation clips, {ranks.world} process(es) on {device}")
+
+    def learning_rate(self, step: int) -> float:
+        return learning_rate(self.config, step)
+
+    def step(self, network: torch.nn.Module, step: int) -> torch.Tensor:
+        """One step on random windows: its loss, reconstruction, position and commitment losses,
+        then the histogram of its tokens."""
+        config, model, optimizer = self.config, self.model, self.optimizer
         model.train()
         if config.decoder_only:      # no EMA codebook updates, no dead-code resets
             model.encoder.eval(), model.quantizer.eval()
-        lr = learning_rate(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        target = train.sample(per_rank, generator).to(device, non_blocking=True)
+        target = self.windows.sample(self.per_rank, self.generator).to(self.device, non_blocking=True)
         reconstruction, commitment, tokens = network(target)
         reconstruction_loss = F.smooth_l1_loss(reconstruction, target)
         position_loss = F.smooth_l1_loss(reconstruction[..., RIC_CHANNELS], target[..., RIC_CHANNELS])
@@ -311,63 +256,46 @@ def train_tokenizer(config: TokenizerTraining) -> MotionTokenizer:
         if config.heading:
             # the facing direction is the running sum of the root's turn: errors there rotate the
             # whole body for the rest of the clip, which per-frame losses barely see
-            turn_error = torch.cumsum((reconstruction[..., 0] - target[..., 0]) * turn_std, dim=1)
+            turn_error = torch.cumsum((reconstruction[..., 0] - target[..., 0]) * self.turn_std, dim=1)
             loss = loss + config.heading * turn_error.abs().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        step += 1
+        losses = torch.tensor([loss.item(), reconstruction_loss.item(), position_loss.item(), commitment.item()],
+                              dtype=torch.float64)
+        return torch.cat([losses, torch.bincount(tokens.reshape(-1).cpu(), minlength=config.code_num).double()])
 
-        sums += torch.tensor([loss.item(), reconstruction_loss.item(), position_loss.item(), commitment.item()],
-                             dtype=torch.float64)
-        histogram += torch.bincount(tokens.reshape(-1).cpu(), minlength=config.code_num).double()
-        interval_steps += 1
+    def record(self, step: int, lr: float, totals: torch.Tensor, count: int) -> dict:
+        mean, counts = totals[:4] / count, totals[4:]
+        prob = counts / counts.sum().clamp_min(1)
+        return {"loss": mean[0].item(), "reconstruction": mean[1].item(), "position": mean[2].item(),
+                "commitment": mean[3].item(), "lr": lr,
+                "perplexity": math.exp(-(prob * torch.log(prob + 1e-7)).sum().item()),
+                "used_codes": int((counts > 0).sum())}
 
-        if step % config.log_every == 0 or step == config.steps:
-            totals = all_sum(torch.cat([sums, histogram]).to(device)).cpu()
-            mean = totals[:4] / (interval_steps * ranks.world)
-            counts = totals[4:]
-            prob = counts / counts.sum().clamp_min(1)
-            record = {"step": step, "loss": mean[0].item(), "reconstruction": mean[1].item(),
-                      "position": mean[2].item(), "commitment": mean[3].item(), "lr": lr,
-                      "perplexity": math.exp(-(prob * torch.log(prob + 1e-7)).sum().item()),
-                      "used_codes": int((counts > 0).sum()),
-                      "seconds_per_step": (time.time() - interval_start) / interval_steps}
-            if ranks.main:
-                _emit(record, log)
-            sums.zero_(), histogram.zero_()
-            interval_start, interval_steps = time.time(), 0
+    def validate(self) -> dict:
+        return validate(self.model, self.val_clips, self.data)
 
-        if step % config.val_every == 0 or step == config.steps:
-            if ranks.main:
-                result = validate(model, val_clips, data)
-                # Selected on the pelvis-aligned MPJPE, MotionGPT's reconstruction metric
-                # (MRMetrics, align_root); the global one mostly measures root drift.
-                improved = result["mpjpe_local_mm"] < best
-                if improved:
-                    best = result["mpjpe_local_mm"]
-                    model.save_pretrained(out / "best", dtype=torch.float16 if config.fp16 else torch.float32)
-                _emit({"step": step, "split": "val", **result, "best_mpjpe_mm": best, "saved_best": improved}, log)
-            rng = {"data": generator.get_state(), "torch": torch.get_rng_state()}
-            rngs = [None] * ranks.world
-            if ranks.world > 1:
-                dist.all_gather_object(rngs, rng)
-            else:
-                rngs = [rng]
-            if ranks.main:
-                _save_checkpoint(checkpoint_path, {
-                    "model": {k: v.cpu() for k, v in model.state_dict().items()},
-                    "ema": model.quantizer.ema_state(), "optimizer": optimizer.state_dict(),
-                    "step": step, "best_mpjpe_mm": best, "rng": rngs, "world": ranks.world,
-                    "model_config": asdict(config.model_config()),
-                    "training": {k: v for k, v in asdict(config).items() if k != "resume"}})
-            if ranks.world > 1:
-                dist.barrier()
-            interval_start = time.time()
+    def save_best(self, step: int, score: float) -> None:
+        self.model.save_pretrained(Path(self.config.out) / "best",
+                                   dtype=torch.float16 if self.config.fp16 else torch.float32)
 
-    if log is not None:
-        log.close()
-    return model
+    def state(self) -> dict:
+        return {"ema": self.model.quantizer.ema_state()}
+
+    def load(self, state: dict) -> None:
+        self.model.quantizer.load_ema_state(state["ema"])
+        self.model.to(self.device)
+
+    def rng_state(self) -> dict:
+        return {"data": self.generator.get_state(), "torch": torch.get_rng_state()}
+
+    def set_rng_state(self, saved: dict | None, step: int) -> None:
+        if saved is not None:
+            self.generator.set_state(saved["data"])
+            torch.set_rng_state(saved["torch"])
+        else:
+            self.generator.manual_seed(self.config.seed + 1000 * self.ranks.rank + step)
 
 
 def _initial_weights(config: TokenizerTraining, normalizer: Normalizer) -> dict[str, torch.Tensor]:
@@ -382,36 +310,3 @@ def _initial_weights(config: TokenizerTraining, normalizer: Normalizer) -> dict[
         raise MotionError(f"{config.init}: mean.npy / std.npy differ from {config.data}'s statistics")
     return {k: v.float() for k, v in start.state_dict().items()}
 
-
-def _emit(record: dict, log) -> None:
-    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()), flush=True)
-    log.write(json.dumps(record) + "\n")
-    log.flush()
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
-    temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
-
-
-# ----------------------------------------------------------------------------- command line
-
-def add_tokenizer_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TokenizerTraining()
-    parser.add_argument("--data", required=True, help="dataset folder (python -m engine.data build)")
-    parser.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl, best/")
-    for item in fields(TokenizerTraining):
-        if item.name in ("data", "out"):
-            continue
-        flag = "--" + item.name.replace("_", "-")
-        value = getattr(defaults, item.name)
-        if isinstance(value, bool):
-            parser.add_argument(flag, action="store_true")
-        elif item.name == "decay_at":
-            parser.add_argument(flag, type=int, nargs="*", default=[], help="steps where lr *= lr-gamma")
-        elif item.name == "device":
-            parser.add_argument(flag, default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-        else:
-            parser.add_argument(flag, type=type(value), default=value, help=f"default {value}")
