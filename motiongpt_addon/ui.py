@@ -24,11 +24,15 @@ def draw_status(layout, context) -> bool:
     return True
 
 
-class VIEW3D_PT_motiongpt(bpy.types.Panel):
-    bl_label = "MotionGPT"
+class MotionGPTSidebar:
+    """Where every MotionGPT panel sits: the 3D View's sidebar (N), tab "MotionGPT"."""
     bl_space_type = 'VIEW_3D'
     bl_region_type = 'UI'
     bl_category = "MotionGPT"
+
+
+class VIEW3D_PT_motiongpt(MotionGPTSidebar, bpy.types.Panel):
+    bl_label = "MotionGPT"
 
     def draw(self, context):
         layout = self.layout
@@ -61,11 +65,8 @@ class VIEW3D_PT_motiongpt(bpy.types.Panel):
         column.operator(operators.MOTIONGPT_OT_generate.bl_idname, icon='PLAY')
 
 
-class VIEW3D_PT_motiongpt_bone_map(bpy.types.Panel):
+class VIEW3D_PT_motiongpt_bone_map(MotionGPTSidebar, bpy.types.Panel):
     bl_label = "Bone Map"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "MotionGPT"
     bl_parent_id = "VIEW3D_PT_motiongpt"
     bl_options = {'DEFAULT_CLOSED'}
 
@@ -79,11 +80,8 @@ class VIEW3D_PT_motiongpt_bone_map(bpy.types.Panel):
             layout.prop(settings, "bone_map_file", text="")
 
 
-class VIEW3D_PT_motiongpt_edit(bpy.types.Panel):
+class VIEW3D_PT_motiongpt_edit(MotionGPTSidebar, bpy.types.Panel):
     bl_label = "Edit Motion"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "MotionGPT"
     bl_parent_id = "VIEW3D_PT_motiongpt"
 
     def draw(self, context):
@@ -110,11 +108,8 @@ class MOTIONGPT_UL_timeline(bpy.types.UIList):
         split.label(text=f"{item.start}-{end} {item.part.lower()}")
 
 
-class VIEW3D_PT_motiongpt_timeline(bpy.types.Panel):
+class VIEW3D_PT_motiongpt_timeline(MotionGPTSidebar, bpy.types.Panel):
     bl_label = "Timeline"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "MotionGPT"
     bl_parent_id = "VIEW3D_PT_motiongpt"
 
     def draw(self, context):
@@ -140,11 +135,8 @@ class VIEW3D_PT_motiongpt_timeline(bpy.types.Panel):
         layout.operator(operators.MOTIONGPT_OT_generate_timeline.bl_idname, icon='NLA')
 
 
-class VIEW3D_PT_motiongpt_batch(bpy.types.Panel):
+class VIEW3D_PT_motiongpt_batch(MotionGPTSidebar, bpy.types.Panel):
     bl_label = "Batch"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "MotionGPT"
     bl_parent_id = "VIEW3D_PT_motiongpt"
     bl_options = {'DEFAULT_CLOSED'}
 
