@@ -206,6 +206,15 @@ def upright_world(m) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(spine[:, 2] / np.linalg.norm(spine, axis=-1), -1.0, 1.0)))
 
 
+def refit_between(rig, operators, clip, truth: Motion, first: int, last: int) -> None:
+    """Key the whole ``clip`` from frame 1, then refit frames first..last from ``truth``'s joints
+    the way In-between writes them (both end keys kept)."""
+    retarget.apply_motion(rig, clip, start_frame=1)
+    channels = operators._fitted_channels(rig, truth.joints[first - 1:last].astype(np.float64), 1.0, None,
+                                          last - first + 1, clean_feet=False)
+    operators.write_between(rig, channels, first, last, 'BOTH')
+
+
 def planted_error(m, contacts: np.ndarray, ground: float) -> float:
     """|median lowest point of the planted feet - ground| (world units)."""
     return float(abs(np.median(m["low"][contacts]) - ground))
@@ -394,10 +403,7 @@ def test_continue_and_inbetween_paths_keep_a_real_motion_on_the_ground(scene, te
     operators.write_between(rig, channels, 60, FRAMES, 'START')
     results["continue"] = (60, measure(rig, range(60, FRAMES + 1)))
     # In-between on frames 20..50 of the whole clip
-    retarget.apply_motion(rig, clip, start_frame=1)
-    channels = operators._fitted_channels(rig, truth.joints[19:50].astype(np.float64), 1.0, None, 31,
-                                          clean_feet=False)
-    operators.write_between(rig, channels, 20, 50, 'BOTH')
+    refit_between(rig, operators, clip, truth, 20, 50)
     results["in-between"] = (20, measure(rig, range(20, 51)))
     for name, (first, m) in results.items():
         rows = slice(first - 1, first - 1 + len(m["low"]))

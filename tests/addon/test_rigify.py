@@ -23,7 +23,7 @@ from motiongpt_addon import anim_compat, retarget, rigify, skeleton_fit
 from motiongpt_addon.skeleton_fit import foot_contacts
 from tests.addon.conftest import expect_error
 from tests.addon.test_retarget_rigs import CLIPS, DATA
-from tests.addon.test_rig_units import keys_at, planted_error, select_keys, upright_world
+from tests.addon.test_rig_units import keys_at, planted_error, refit_between, select_keys, upright_world
 
 MECHANISM = ("DEF-", "ORG-", "MCH-")
 
@@ -215,10 +215,7 @@ def test_continue_and_inbetween_read_the_deform_bones_and_stay_on_the_floor(rig,
     assert not [c for c in channels if c[2].startswith(MECHANISM)]
     operators.write_between(rig, channels, 60, 100, 'START')
     results["continue"] = (60, measure(rig, range(60, 101)))
-    retarget.apply_motion(rig, clip, start_frame=1)
-    channels = operators._fitted_channels(rig, truth.joints[19:50].astype(np.float64), 1.0, None, 31,
-                                          clean_feet=False)
-    operators.write_between(rig, channels, 20, 50, 'BOTH')
+    refit_between(rig, operators, clip, truth, 20, 50)
     results["in-between"] = (20, measure(rig, range(20, 51)))
     for name, (first, m) in results.items():
         rows = slice(first - 1, first - 1 + len(m["low"]))
