@@ -42,7 +42,7 @@ SEEDS = (0, 1, 2)
 SECONDS = 5.0
 BATCH = 54                 # prompts generated per batch
 PER_CLASS = 6              # real takes per class in the calibration
-CACHE = Path(tempfile.gettempdir()) / f"motiongpt-physical-takes-{PER_CLASS}-v1.npz"
+CACHE = Path(tempfile.gettempdir()) / f"motiongpt-physical-takes-{PER_CLASS}-v2.npz"
 
 # Actions the training data holds (has takes of) and the common ones it does not: the lead adjusts
 # this split when the training data changes.

@@ -479,6 +479,13 @@ def asf_amc_to_motion(skeleton: AsfSkeleton, motion: AmcMotion,
     joints = np.full((motion.frame_count, NUM_JOINTS, 3), np.nan)
     for joint, bone in resolved.items():
         joints[:, JOINT_NAMES.index(joint)] = starts[bone] * scale
+    # The rest pose (every AMC value 0): the ASF's bone directions, standing, in the file's axes
+    # (only the pelvis, head and ankles are read from it: always mapped, never filled).
+    rest_starts = forward_kinematics(skeleton, AmcMotion(source, 1, {b: np.zeros((1, v.shape[1]))
+                                                                     for b, v in motion.values.items()}))
+    rest = np.full((1, NUM_JOINTS, 3), np.nan)
+    for joint, bone in resolved.items():
+        rest[:, JOINT_NAMES.index(joint)] = rest_starts[bone] * scale
 
     def spine(below: int, above: int) -> np.ndarray:
         top, bottom = resolved[JOINT_NAMES[above]], resolved[JOINT_NAMES[below]]
@@ -491,7 +498,7 @@ def asf_amc_to_motion(skeleton: AsfSkeleton, motion: AmcMotion,
 
     try:
         joints = fill_missing_joints(joints, spine_polyline=spine)
-        return Motion(_to_y_up(joints.astype(np.float32)), float(fps))
+        return Motion(_to_y_up(joints.astype(np.float32), rest[0]), float(fps))
     except MotionError as error:
         raise MotionError(f"{source}: {error}") from None
 

@@ -470,16 +470,64 @@ def _smpl_joints(bvh: BvhFile, resolved: dict[str, str], source: str, scale: flo
     return joints
 
 
-def _to_y_up(joints: np.ndarray) -> np.ndarray:
-    """Turn a Z-up clip to Y up: (x, y, z) -> (x, z, -y), when Z is clearly the up axis.
-
-    The up direction is the median over frames of (head - pelvis) + (pelvis - mid-ankles); the clip
-    is Z-up when that vector's Z part is positive and larger than its Y and X parts.
-    """
+def _body_up(joints: np.ndarray) -> np.ndarray:
+    """(3,) median over frames of (head - pelvis) + (pelvis - mid-ankles): the body's up, file axes."""
     pelvis, head = joints[:, 0], joints[:, JOINT_NAMES.index("head")]
     ankles = joints[:, [JOINT_NAMES.index("left_ankle"), JOINT_NAMES.index("right_ankle")]].mean(axis=1)
-    up = np.median((head - pelvis) + (pelvis - ankles), axis=0)
-    if up[2] > abs(up[1]) and up[2] > abs(up[0]):
+    return np.median((head - pelvis) + (pelvis - ankles), axis=0)
+
+
+def _z_dominant(up: np.ndarray) -> bool:
+    return bool(up[2] > abs(up[1]) and up[2] > abs(up[0]))
+
+
+def _floor_axis(joints: np.ndarray, steady: float = 0.15, wander: float = 0.3) -> str | None:
+    """"y" or "z" when the clip's lowest point clearly keeps to one floor along that axis, else None.
+
+    Per frame the lowest joint along an axis; its spread over the clip (5th-95th percentile,
+    metres) stays within ``steady`` along the true up axis (a floor: standing feet, a lying body)
+    while along the other it wanders by ``wander`` and three times as much (the body turning
+    from upright to flat moves its lowest point along the ground). None when no axis is clear
+    (e.g. a person standing still: both spreads small).
+    """
+    spread = {}
+    for name, axis in (("y", 1), ("z", 2)):
+        lowest = joints[..., axis].min(axis=1)
+        spread[name] = float(np.percentile(lowest, 95) - np.percentile(lowest, 5))
+    low, high = sorted(spread, key=spread.get)
+    if spread[low] <= steady and spread[high] >= max(wander, 3.0 * spread[low]):
+        return low
+    return None
+
+
+def _rest_pose(bvh: BvhFile, resolved: dict[str, str]) -> np.ndarray:
+    """(22, 3) the skeleton's rest pose (the OFFSETs summed down each chain, file units and axes)
+    at the mapped SMPL joints; NaN where a joint is not mapped."""
+    world = np.zeros((len(bvh.names), 3))
+    for joint, parent in enumerate(bvh.parents):        # parents are listed before their children
+        world[joint] = bvh.offsets[joint] + (world[parent] if parent >= 0 else 0.0)
+    index = {name: i for i, name in enumerate(bvh.names)}
+    rest = np.full((NUM_JOINTS, 3), np.nan)
+    for joint, bone in resolved.items():
+        rest[JOINT_NAMES.index(joint)] = world[index[bone]]
+    return rest
+
+
+def _to_y_up(joints: np.ndarray, rest: np.ndarray | None = None) -> np.ndarray:
+    """Turn a Z-up clip to Y up: (x, y, z) -> (x, z, -y), when Z is the up axis.
+
+    The clip is Z-up when the body's median up (``_body_up``) points mostly along +Z. ``rest``
+    (22, 3), the skeleton's rest pose in the same axes, settles a clip whose body lies flat for
+    most of its frames (a take of lying down, head along +Z in a Y-up file): when the rest pose
+    and the motion disagree on the up axis, the floor decides (``_floor_axis``: the axis along
+    which the lowest point keeps to one level), and without a clear floor the motion does.
+    """
+    z_up = _z_dominant(_body_up(joints))
+    rest_up = None if rest is None else _body_up(rest[None])
+    if rest_up is not None and np.linalg.norm(rest_up) > 0 and _z_dominant(rest_up) != z_up:
+        floor = _floor_axis(joints)
+        z_up = z_up if floor is None else floor == "z"
+    if z_up:
         return np.stack([joints[..., 0], joints[..., 2], -joints[..., 1]], axis=-1)
     return joints
 
@@ -498,7 +546,7 @@ def bvh_to_motion(bvh: BvhFile, bone_map: "BoneMap | dict | str | Path | None" =
         bvh = _frame_range(bvh, 1, len(bvh.frames))
     joints = _smpl_joints(bvh, resolved, source, bone_map.bvh.get("scale_to_metres"))
     try:
-        return Motion(_to_y_up(joints), bvh.fps)
+        return Motion(_to_y_up(joints, _rest_pose(bvh, resolved)), bvh.fps)
     except MotionError as error:
         raise MotionError(f"{source}: {error}") from None
 

@@ -18,7 +18,7 @@ from engine import Motion, MotionError
 from engine import __main__ as cli
 from engine.formats.asf import (AmcMotion, find_asf, forward_kinematics, parse_asf, read_amc, read_asf, read_asf_amc,
                         asf_amc_to_motion)
-from engine.formats.bvh import read_bvh
+from engine.formats.bvh import read_bvh, write_bvh
 from engine.motion import JOINT_NAMES
 from engine.motion import PARENTS as _PARENTS
 
@@ -31,6 +31,11 @@ JOG = {"bd": "train/5/HDM_bd_jogLeftCircle4StepsRstart_001_120.amc",
        "mm": "test/5/HDM_mm_jogLeftCircle4StepsRstart_011_120.amc",
        "tr": "test/5/HDM_tr_jogLeftCircle4StepsRstart_014_120.amc"}
 LATIN1_AMC = "test/1/HDM_tr_depositFloorR_027_120.amc"
+# Takes of lying down on the floor: the body is flat for most of each take, head along +Z in
+# bd_003 and bk_010 (which a median of the body's direction alone took for a Z-up file), along -Z
+# in bd_001.
+LIE_DOWN = {"bd_001": "train/7/HDM_bd_lieDownFloor_001_120.amc", "bd_003": "train/7/HDM_bd_lieDownFloor_003_120.amc",
+            "bk_010": "train/7/HDM_bk_lieDownFloor_010_120.amc"}
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
 FEET = [J["left_ankle"], J["right_ankle"], J["left_foot"], J["right_foot"]]
 
@@ -40,7 +45,7 @@ def hdm05(shared_data, tmp_path_factory) -> Path:
     """The HDM05 files these tests use, unpacked from the archive into a temporary folder."""
     archive = shared_data / "hdm05" / "hdm05-subset.tar.xz"
     wanted = set(JOG.values()) | {LATIN1_AMC} | {f"{Path(p).parent}/HDM_{a}.asf" for a, p in JOG.items()}
-    wanted |= {"test/1/HDM_tr.asf"}
+    wanted |= {"test/1/HDM_tr.asf"} | set(LIE_DOWN.values()) | {"train/7/HDM_bd.asf", "train/7/HDM_bk.asf"}
     out = tmp_path_factory.mktemp("hdm05")
     with tarfile.open(archive) as tar:
         members = [m for m in tar.getmembers() if m.isfile() and m.name.split("hdm05/", 1)[-1] in wanted]
@@ -58,6 +63,32 @@ def jogs(hdm05) -> dict[str, Motion]:
 
 
 # ----------------------------------------------------------------------------- real data
+
+@pytest.mark.parametrize("take", sorted(LIE_DOWN))
+def test_hdm05_lying_down_takes_stay_y_up(hdm05, take):
+    """A take that lies flat for most of its frames is not turned as if it were Z-up: standing at
+    the start (head 1.4 m or more above the floor), lying at the end (head and pelvis within
+    0.3 m of it), the floor the same in both (the lowest foot or body point)."""
+    amc = hdm05 / LIE_DOWN[take]
+    motion = read_asf_amc(find_asf(amc), amc)
+    joints = motion.joints
+    floor = joints[:, :, 1].min()
+    half_second = int(motion.fps // 2)
+    start, end = joints[:half_second].mean(axis=0), joints[-half_second:].mean(axis=0)
+    assert start[J["head"], 1] - floor >= 1.4
+    assert start[J["head"], 1] - start[FEET, 1].min() >= 1.4
+    assert end[J["head"], 1] - floor <= 0.3 and end[J["pelvis"], 1] - floor <= 0.3
+    assert abs(start[FEET, 1].min() - joints[-1, :, 1].min()) <= 0.12
+
+
+def test_lying_down_survives_a_bvh_round_trip(hdm05, tmp_path):
+    """The same take written as BVH (Y up) and read back: still standing, then lying."""
+    amc = hdm05 / LIE_DOWN["bd_003"]
+    motion = read_asf_amc(find_asf(amc), amc)
+    write_bvh(motion, tmp_path / "lie.bvh")
+    back = read_bvh(tmp_path / "lie.bvh")
+    np.testing.assert_allclose(back.joints, motion.joints, atol=0.02)
+
 
 @pytest.mark.parametrize("actor", ACTORS)
 def test_hdm05_jog_is_a_human_jogging(jogs, actor):
