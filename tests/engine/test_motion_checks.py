@@ -68,9 +68,12 @@ def test_a_knee_raised_to_the_elbow_is_not_a_kick(takes):
 
 
 def test_every_action_of_the_blind_prompts_has_a_check():
-    from bench_physical import HELD, NOT_HELD
+    from bench_physical import HELD, NOT_HELD, PROMPTS_2, read_prompts
     assert set(HELD) | set(NOT_HELD) == set(motion_checks.PHYSICAL_CHECKS)
     assert not set(HELD) & set(NOT_HELD)
+    first, second = read_prompts(), read_prompts(PROMPTS_2)   # a KeyError names an action without a check
+    assert {a for a, _ in first} == set(HELD) | set(NOT_HELD)
+    assert {a for a, _ in second} == set(HELD)
 
 
 def test_standing_still_passes_nothing_that_moves(takes):
