@@ -90,6 +90,17 @@ def test_lying_down_survives_a_bvh_round_trip(hdm05, tmp_path):
     np.testing.assert_allclose(back.joints, motion.joints, atol=0.02)
 
 
+def test_a_z_up_lying_down_take_is_turned_y_up(hdm05):
+    """The same real take turned to Z up, its rest pose (the standing first frame) with it: the
+    body lies along Y for most frames, the rest pose and the floor say Z, and it comes back Y up."""
+    from engine.formats.bvh import _to_y_up
+    amc = hdm05 / LIE_DOWN["bd_003"]
+    joints = read_asf_amc(find_asf(amc), amc).joints.astype(np.float64)
+    z_up = np.stack([joints[..., 0], -joints[..., 2], joints[..., 1]], axis=-1)
+    np.testing.assert_allclose(_to_y_up(z_up, z_up[0]), joints, atol=1e-9)
+    np.testing.assert_allclose(_to_y_up(joints, joints[0]), joints, atol=0)
+
+
 @pytest.mark.parametrize("actor", ACTORS)
 def test_hdm05_jog_is_a_human_jogging(jogs, actor):
     motion = jogs[actor]
