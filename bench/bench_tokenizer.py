@@ -7,6 +7,10 @@
   the validation split of the built dataset ($MOTIONGPT_CACHE/dataset, default cache/dataset;
   ``python -m engine.data build``) per source (Bandai, CMU, HDM05, CMU prediction), and on its
   test split: every take of an HDM05 actor no model was trained on (``engine.data.HDM05_TEST_ACTOR``);
+- the same pelvis-aligned MPJPE on windows of 9.8 s (``WINDOW_FRAMES``: the most the model
+  generates or describes at once), each window encoded and decoded on its own and compared with
+  the joints of its own features ("window"): what a user's clip goes through, without the
+  heading drift of a whole long take;
 - codebook usage on the validation clips: perplexity and distinct codes used;
 - encode + decode time for 10 s of motion (200 feature frames at 20 fps) on the CPU.
 
@@ -21,16 +25,37 @@ import numpy as np
 import torch
 
 from engine.data import default_dataset_dir, load_split, source_of_clip
+from engine.motion import Motion
 from engine.tokenizer import MotionTokenizer
 from engine.training.tokenizer import validate
 
 REPEATS = 5
 SECONDS = 10.0
+WINDOW_FRAMES = 196      # 49 tokens x 4 frames: the longest motion the model generates or describes
 
 
 def _tokenizer_folder(model: str) -> str:
     folder = Path(model)
     return str(folder / "tokenizer") if (folder / "tokenizer").is_dir() else model
+
+
+def window_mpjpe_local(model: MotionTokenizer, clips: list[tuple[str, np.ndarray]]) -> float:
+    """Pelvis-aligned MPJPE (mm) over ``WINDOW_FRAMES``-frame windows of ``clips`` (name, (T, 263)
+    features; the last window of a clip shorter, two tokens at least), each encoded and decoded
+    on its own and compared with the joints its own features give."""
+    step = model.config.frames_per_token
+    errors = []
+    for _, features in clips:
+        for start in range(0, len(features), WINDOW_FRAMES):
+            window = features[start:start + WINDOW_FRAMES]
+            window = window[:len(window) // step * step]
+            if len(window) < 2 * step:
+                continue
+            decoded, truth = model.decode(model.encode(window)).joints, Motion.from_features(window).joints
+            frames = min(len(decoded), len(truth))
+            decoded, truth = decoded[:frames], truth[:frames]
+            errors.append(np.linalg.norm((decoded - decoded[:, :1]) - (truth - truth[:, :1]), axis=-1).reshape(-1))
+    return float(np.concatenate(errors).mean() * 1000)
 
 
 def measure(model: MotionTokenizer, data: Path) -> dict:
@@ -45,12 +70,15 @@ def measure(model: MotionTokenizer, data: Path) -> dict:
         part = validate(model, [c for c in val if source_of_clip(c[0]) == source], data)
         results[f"{source}_val_mpjpe_local_mm"] = part["mpjpe_local_mm"]
         results[f"{source}_val_mpjpe_body_mm"] = part["mpjpe_body_mm"]
+        results[f"{source}_val_window_mpjpe_local_mm"] = window_mpjpe_local(
+            model, [c for c in val if source_of_clip(c[0]) == source])
         results[f"{source}_val_clips"] = part["val_clips"]
     test = [(clip.name, clip.features) for clip in load_split(data, "test")] if (data / "test.txt").is_file() else []
     if test:
         held_out = validate(model, test, data)
         results["unseen_actor_mpjpe_local_mm"] = held_out["mpjpe_local_mm"]
         results["unseen_actor_mpjpe_body_mm"] = held_out["mpjpe_body_mm"]
+        results["unseen_actor_window_mpjpe_local_mm"] = window_mpjpe_local(model, test)
         results["unseen_actor_mpjpe_mm"] = held_out["mpjpe_mm"]
         results["unseen_actor_clips"] = held_out["val_clips"]
 
