@@ -67,11 +67,11 @@ def measure(model: MotionTokenizer, data: Path) -> dict:
                "perplexity": overall["val_perplexity"], "used_codes": overall["val_used_codes"],
                "val_clips": overall["val_clips"]}
     for source in sorted({source_of_clip(name) for name, _ in val}):
-        part = validate(model, [c for c in val if source_of_clip(c[0]) == source], data)
+        clips = [c for c in val if source_of_clip(c[0]) == source]
+        part = validate(model, clips, data)
         results[f"{source}_val_mpjpe_local_mm"] = part["mpjpe_local_mm"]
         results[f"{source}_val_mpjpe_body_mm"] = part["mpjpe_body_mm"]
-        results[f"{source}_val_window_mpjpe_local_mm"] = window_mpjpe_local(
-            model, [c for c in val if source_of_clip(c[0]) == source])
+        results[f"{source}_val_window_mpjpe_local_mm"] = window_mpjpe_local(model, clips)
         results[f"{source}_val_clips"] = part["val_clips"]
     test = [(clip.name, clip.features) for clip in load_split(data, "test")] if (data / "test.txt").is_file() else []
     if test:

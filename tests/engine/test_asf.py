@@ -62,15 +62,19 @@ def jogs(hdm05) -> dict[str, Motion]:
     return {actor: read_asf_amc(find_asf(hdm05 / path), hdm05 / path) for actor, path in JOG.items()}
 
 
+@pytest.fixture(scope="module")
+def lie_downs(hdm05) -> dict[str, Motion]:
+    return {take: read_asf_amc(find_asf(hdm05 / path), hdm05 / path) for take, path in LIE_DOWN.items()}
+
+
 # ----------------------------------------------------------------------------- real data
 
 @pytest.mark.parametrize("take", sorted(LIE_DOWN))
-def test_hdm05_lying_down_takes_stay_y_up(hdm05, take):
+def test_hdm05_lying_down_takes_stay_y_up(lie_downs, take):
     """A take that lies flat for most of its frames is not turned as if it were Z-up: standing at
     the start (head 1.4 m or more above the floor), lying at the end (head and pelvis within
     0.3 m of it), the floor the same in both (the lowest foot or body point)."""
-    amc = hdm05 / LIE_DOWN[take]
-    motion = read_asf_amc(find_asf(amc), amc)
+    motion = lie_downs[take]
     joints = motion.joints
     floor = joints[:, :, 1].min()
     half_second = int(motion.fps // 2)
@@ -81,21 +85,19 @@ def test_hdm05_lying_down_takes_stay_y_up(hdm05, take):
     assert abs(start[FEET, 1].min() - joints[-1, :, 1].min()) <= 0.12
 
 
-def test_lying_down_survives_a_bvh_round_trip(hdm05, tmp_path):
+def test_lying_down_survives_a_bvh_round_trip(lie_downs, tmp_path):
     """The same take written as BVH (Y up) and read back: still standing, then lying."""
-    amc = hdm05 / LIE_DOWN["bd_003"]
-    motion = read_asf_amc(find_asf(amc), amc)
+    motion = lie_downs["bd_003"]
     write_bvh(motion, tmp_path / "lie.bvh")
     back = read_bvh(tmp_path / "lie.bvh")
     np.testing.assert_allclose(back.joints, motion.joints, atol=0.02)
 
 
-def test_a_z_up_lying_down_take_is_turned_y_up(hdm05):
+def test_a_z_up_lying_down_take_is_turned_y_up(lie_downs):
     """The same real take turned to Z up, its rest pose (the standing first frame) with it: the
     body lies along Y for most frames, the rest pose and the floor say Z, and it comes back Y up."""
     from engine.formats.bvh import _to_y_up
-    amc = hdm05 / LIE_DOWN["bd_003"]
-    joints = read_asf_amc(find_asf(amc), amc).joints.astype(np.float64)
+    joints = lie_downs["bd_003"].joints.astype(np.float64)
     z_up = np.stack([joints[..., 0], -joints[..., 2], joints[..., 1]], axis=-1)
     np.testing.assert_allclose(_to_y_up(z_up, z_up[0]), joints, atol=1e-9)
     np.testing.assert_allclose(_to_y_up(joints, joints[0]), joints, atol=0)
