@@ -685,6 +685,12 @@ class MotionLanguageModel:
                                           self.vocab.pad_id, self.vocab.eos_id)
         return [self.vocab.codes_of(row) for row in output]
 
+    def remembering_captions(self):
+        """A context in which the text side encodes each caption once (``TextSide.remembering``);
+        a no-op without a text side."""
+        import contextlib
+        return self.text_side.remembering() if self.text_side is not None else contextlib.nullcontext()
+
     def closest_motions(self, captions: Sequence[str], candidates: Sequence[Sequence[np.ndarray]]) -> list[int]:
         """For each caption, the index of the candidate code array (one list per caption) whose
         motion embedding is nearest (cosine) to the caption's text embedding: the text side's
@@ -696,7 +702,9 @@ class MotionLanguageModel:
         with torch.inference_mode():
             ids = self.text_tokenizer([self.vocab.motion_string(codes) for codes in flat], padding=True,
                                       return_tensors="pt").to(self.device)
-            motion = self.text_side.motion_embedding(self.t5, ids["input_ids"], ids["attention_mask"]).float()
+            decoder = self.decoder()
+            motion = self.text_side.motion_embedding(self.t5, ids["input_ids"], ids["attention_mask"],
+                                                     decoder.encode if decoder is not None else None).float()
             text = self.text_side.text_embedding(list(captions)).float()
         chosen, start = [], 0
         for row, caption in zip(candidates, text):

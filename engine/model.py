@@ -381,9 +381,10 @@ class MotionGPT:
             seeds = [one_sample_seed if j == 0 else derived_seed(row_seed, SAMPLE_STEP + j)
                      for one_sample_seed, row_seed in zip(seeds, row_seeds) for j in range(samples)]
             prompts, low, high = ([value for value in values for _ in range(samples)] for values in (prompts, low, high))
-        generated = self.lm.generate_motion(prompts, low, high, seeds, config.top_k, config.temperature)
-        rows = [generated[i * samples:(i + 1) * samples] for i in range(len(captions))]
-        kept = self.lm.closest_motions(captions, rows) if samples > 1 else [0] * len(rows)
+        with self.lm.remembering_captions():   # the captions are encoded once for both steps
+            generated = self.lm.generate_motion(prompts, low, high, seeds, config.top_k, config.temperature)
+            rows = [generated[i * samples:(i + 1) * samples] for i in range(len(captions))]
+            kept = self.lm.closest_motions(captions, rows) if samples > 1 else [0] * len(rows)
         first = [row[index] for row, index in zip(rows, kept)]
         results = []
         for i, (codes, count) in enumerate(zip(first, frames)):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -117,6 +118,7 @@ class TextSide(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(2.659))        # 1 / 0.07, CLIP's start
         self.__dict__["encoder"] = encoder or PretrainedTextEncoder.load()
         self.__dict__["cache"] = {}       # caption -> (L, 384) states; set ``use_cache`` for training
+        self.__dict__["request"] = None   # caption -> states within one request (``remembering``)
         self.__dict__["lexicon"] = None   # engine.text.lexicon.Lexicon, built on first use
         self.__dict__["reader"] = None    # engine.text.reading.Reader, built for the first caption it must read
         self.use_cache = False
@@ -177,21 +179,35 @@ class TextSide(nn.Module):
 
     # -- the caption states
     def caption_states(self, captions: Sequence[str]) -> list[torch.Tensor]:
-        """One (L_i, 384) float32 tensor of encoder states per caption (cached when use_cache),
-        read after ``normalise``."""
+        """One (L_i, 384) float32 tensor of encoder states per caption (cached when use_cache, or
+        within a ``remembering`` block), read after ``normalise``."""
         captions = self.normalise_many(captions)
-        missing = [c for c in dict.fromkeys(captions) if not (self.use_cache and c in self.cache)]
-        found: dict[str, torch.Tensor] = {}
+        known = self.cache if self.use_cache else (self.request if self.request is not None else {})
+        found: dict[str, torch.Tensor] = {c: known[c] for c in dict.fromkeys(captions) if c in known}
+        missing = [c for c in dict.fromkeys(captions) if c not in known]
         for first in range(0, len(missing), 64):
             chunk = missing[first: first + 64]
             states, mask = self.encoder.encode(chunk, warn=not self.use_cache)
             for caption, row, keep in zip(chunk, states, mask):
                 found[caption] = row[keep].cpu()
-        if self.use_cache:
-            self.cache.update(found)
-            found = self.cache
+        known.update(found)
         device = self.adapter[0].weight.device
         return [found[c].to(device) for c in captions]
+
+    @contextmanager
+    def remembering(self):
+        """Within the block, each caption's encoder states are computed once: a text-to-motion
+        request encodes its captions for the T5, then again to pick among its samples
+        (``closest_motions``). Only within one request, so that a caption's states (and so a
+        seeded motion) never depend on what an earlier request batched it with."""
+        outer = self.request
+        if outer is None:
+            self.__dict__["request"] = {}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self.__dict__["request"] = None
 
     def project(self, captions: Sequence[str]) -> list[torch.Tensor]:
         """The adapter's (L_i, d_model) states of each caption: what the T5 encoder reads."""
@@ -228,10 +244,16 @@ class TextSide(nn.Module):
         pooled = torch.stack([states.mean(0) for states in self.project(captions)])
         return nn.functional.normalize(self.text_head(pooled), dim=-1)
 
-    def motion_embedding(self, t5, motion_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def motion_embedding(self, t5, motion_ids: torch.Tensor, mask: torch.Tensor, encode=None) -> torch.Tensor:
         """(B, embed_dim) unit vectors of motion strings: ids (B, N) and mask (B, N) of
-        ``<start> codes <end> </s>`` as the text tokenizer writes them."""
-        hidden = t5.get_encoder()(input_ids=motion_ids, attention_mask=mask).last_hidden_state
+        ``<start> codes <end> </s>`` as the text tokenizer writes them. ``encode``: a function of
+        {input_ids, attention_mask} giving the T5 encoder's (B, N, d_model) states with the same
+        ops (``engine.decoding.T5Decoder.encode``, without transformers' per-call overhead);
+        default the T5's own encoder."""
+        if encode is not None:
+            hidden = encode({"input_ids": motion_ids, "attention_mask": mask})
+        else:
+            hidden = t5.get_encoder()(input_ids=motion_ids, attention_mask=mask).last_hidden_state
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return nn.functional.normalize(self.motion_head(pooled), dim=-1)

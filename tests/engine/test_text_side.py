@@ -154,6 +154,39 @@ def test_several_samples_keep_the_one_nearest_the_caption(tiny_with_text_side):
         dataclasses.replace(model.config, text_to_motion_samples=0)
 
 
+def test_a_request_encodes_its_captions_once_with_the_same_results(tiny_with_text_side):
+    """Several samples are embedded twice per request (T5 inputs, then picking the nearest
+    sample): the caption goes through the pretrained encoder once, only within the request, and
+    the motion strings' embedding by our own encoder loop equals transformers' bit for bit."""
+    import dataclasses
+    model, lm = tiny_with_text_side, tiny_with_text_side.lm
+    encoder, calls = lm.text_side.encoder, []
+    real_encode = encoder.encode
+
+    def counting(captions, **options):
+        calls.append(list(captions))
+        return real_encode(captions, **options)
+
+    model.config = dataclasses.replace(model.config, text_to_motion_samples=3)
+    encoder.encode = counting
+    try:
+        first = model.text_to_motion_batch(["a guy ambles along", "she curtsies"], seconds=2, seed=5)
+        again = model.text_to_motion_batch(["a guy ambles along", "she curtsies"], seconds=2, seed=5)
+    finally:
+        del encoder.encode
+        model.config = dataclasses.replace(model.config, text_to_motion_samples=1)
+    assert len(calls) == 2 and calls[0] == calls[1] and len(calls[0]) == 2     # once per request
+    assert all(np.array_equal(a.joints, b.joints) for a, b in zip(first, again))
+    assert lm.text_side.request is None
+    rng = np.random.default_rng(0)
+    with torch.inference_mode():
+        ids = lm.text_tokenizer([lm.vocab.motion_string(rng.integers(0, CODE_NUM, n)) for n in (3, 10, 7)],
+                                padding=True, return_tensors="pt")
+        theirs = lm.text_side.motion_embedding(lm.t5, ids["input_ids"], ids["attention_mask"])
+        ours = lm.text_side.motion_embedding(lm.t5, ids["input_ids"], ids["attention_mask"], lm.decoder().encode)
+    assert torch.equal(theirs, ours)
+
+
 @pytest.mark.parametrize("text", ["¿Puedes caminar hacia adelante?", "🏃‍♀️💨", "...!?", "人が走る"])
 def test_unusual_text_gives_a_motion(tiny_with_text_side, text):
     motion = tiny_with_text_side.text_to_motion(text, seconds=1, seed=0)
