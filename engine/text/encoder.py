@@ -142,6 +142,7 @@ class PretrainedTextEncoder:
 
         from ..tokenizer import resolve_device
         folder = reading_model_folder() if reading else model_folder()
+        self.folder = folder
         self.device = resolve_device(device)
         from transformers.utils import logging as transformers_logging
         transformers_logging.disable_progress_bar()    # no "Loading weights" bar on the user's console

@@ -119,6 +119,61 @@ def action_views(text: str, verb_places) -> tuple[str, str, str]:
     return action, f"a person {whole}", f"a person {short}"
 
 
+def label_embeddings(encoder, prototypes: Mapping[str, Sequence[str]]):
+    """(labels, hidden) float32 unit vectors: each label's mean sentence embedding of its
+    prototype captions, normalised. Encoding them all (~2,800 captions through all-mpnet-base-v2)
+    takes ~8 s on 2 CPU cores, which a user would wait for at the first prompt with an unknown
+    word of every session; so the result is kept in ``label_embeddings/`` of the encoder's folder,
+    named by the sha256 of everything it depends on (the encoder's weights file, the prototypes,
+    the torch version and the device type), so that a stored file holds the very bits a new
+    computation would give. An unreadable or mismatched file is computed again; a folder that
+    cannot be written only costs the time."""
+    import hashlib
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    labels = list(prototypes)
+    folder, identity = getattr(encoder, "folder", None), None
+    if folder is not None:
+        try:
+            weights = (Path(folder) / "model.safetensors").stat()
+            identity = [str(folder), weights.st_size, weights.st_mtime_ns]
+        except OSError:
+            pass
+    key = json.dumps({"weights": identity, "torch": torch.__version__,
+                      "device": str(getattr(encoder, "device", "cpu")).split(":")[0],
+                      "prototypes": [[label, list(prototypes[label])] for label in labels]}, ensure_ascii=True)
+    path = None if identity is None else \
+        Path(folder) / "label_embeddings" / f"{hashlib.sha256(key.encode()).hexdigest()}.npy"
+    if path is not None and path.is_file():
+        try:
+            stored = np.load(path, allow_pickle=False)
+            if stored.dtype == np.float32 and stored.ndim == 2 and len(stored) == len(labels) \
+                    and np.isfinite(stored).all():
+                return torch.from_numpy(stored).to(encoder.device)
+        except (OSError, ValueError):
+            pass
+    means = [encoder.sentence_embeddings(prototypes[label]).mean(0) for label in labels]
+    embeddings = torch.nn.functional.normalize(torch.stack(means), dim=-1)
+    if path is not None:
+        partial = None
+        try:
+            path.parent.mkdir(exist_ok=True)
+            handle, partial = tempfile.mkstemp(suffix=".npy", dir=path.parent)
+            with os.fdopen(handle, "wb") as file:
+                np.save(file, embeddings.cpu().numpy().astype(np.float32))
+            os.replace(partial, path)
+        except OSError:
+            if partial is not None:
+                Path(partial).unlink(missing_ok=True)
+    return embeddings
+
+
 class Reader:
     """Reads a caption as one of a model's labels (see the module docstring).
 
@@ -136,8 +191,8 @@ class Reader:
                                            + r")\b")) for adverb, phrases in styles.items() if phrases]
         self.encoder = encoder
         self.read_before: dict[str, str] = {}       # caption -> its reading (at most MEMORY)
-        means = [encoder.sentence_embeddings(self.prototypes(self.readings[label])).mean(0) for label in self.labels]
-        self.label_embeddings = torch.nn.functional.normalize(torch.stack(means), dim=-1)    # (labels, hidden)
+        self.label_embeddings = label_embeddings(encoder, {label: self.prototypes(self.readings[label])
+                                                           for label in self.labels})     # (labels, hidden)
 
     @staticmethod
     def prototypes(captions: Sequence[str]) -> list[str]:

@@ -89,3 +89,35 @@ def test_readings_are_read_as_one_batch_and_remembered(reader):
     # remembered: a reading is not computed again when the prompt is embedded and reported
     assert reader.read_before["a cowboy walks into the saloon"] == "a person walks forward"
     assert "a man walks" not in reader.read_before          # known words: read as typed, nothing to remember
+
+
+def test_label_embeddings_are_kept_beside_the_encoder_with_the_same_bits(tmp_path):
+    """The ~8 s of encoding every label's captions is paid once per machine: the result is stored
+    under the encoder's folder, named by what it depends on, read back bit for bit, computed again
+    when the file is damaged or the captions change, and still given when nothing can be written."""
+    import types
+
+    import numpy as np
+
+    from engine.text.reading import label_embeddings
+    encoder = PretrainedTextEncoder.load("cpu", reading=True)
+    (tmp_path / "model.safetensors").symlink_to(encoder.folder / "model.safetensors")
+    here = types.SimpleNamespace(folder=tmp_path, device=encoder.device, sentence_embeddings=encoder.sentence_embeddings)
+    prototypes = {"bow": ["a person bows", "a person takes a bow"], "jump": ["a person jumps", "someone hops up"],
+                  "walk": ["a person walks forward"]}
+    first = label_embeddings(here, prototypes)
+    assert first.shape == (3, 768) and torch.allclose(first.norm(dim=-1), torch.ones(3))
+    stored, = (tmp_path / "label_embeddings").glob("*.npy")
+    cannot_encode = types.SimpleNamespace(folder=tmp_path, device=encoder.device, sentence_embeddings=None)
+    assert torch.equal(label_embeddings(cannot_encode, prototypes), first)        # read from the file
+    stored.write_bytes(b"not an array")
+    assert torch.equal(label_embeddings(here, prototypes), first)                 # damaged: computed again
+    assert np.array_equal(np.load(stored), first.numpy())
+    label_embeddings(here, {**prototypes, "walk": ["a person strolls"]})
+    assert len(list((tmp_path / "label_embeddings").glob("*.npy"))) == 2          # other captions, other file
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "model.safetensors").symlink_to(encoder.folder / "model.safetensors")
+    (blocked / "label_embeddings").write_text("a file where the folder would go")
+    nowhere = types.SimpleNamespace(folder=blocked, device=encoder.device, sentence_embeddings=encoder.sentence_embeddings)
+    assert torch.equal(label_embeddings(nowhere, prototypes), first)
