@@ -7,7 +7,7 @@ writes a folder laid out like HumanML3D, which the trainers read:
     DIR/features/<clip>.npy   (T, 263) float32, 20 fps, un-normalised HumanML3D features
     DIR/joints/<clip>.npy     (T, 22, 3) float32, the joints those features decode to (metres, Y up)
     DIR/texts/<clip>.txt      captions, one per line
-    DIR/train.txt, val.txt    clip names, one per line (fixed split, see ``split_of_clip``)
+    DIR/train.txt, val.txt    clip names, one per line, sorted (fixed split, see ``split_of_clip``)
     DIR/test.txt              held-out captures: every take of one HDM05 actor
     DIR/mean.npy, std.npy     statistics fitted on the training clips (engine.Normalizer)
     DIR/meta.json             sources, counts, builder version
@@ -692,7 +692,7 @@ def build_dataset(out_dir: str | Path | None = None, sources: tuple[str, ...] = 
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
 
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
-    train_features: list[np.ndarray] = []
+    train_features: list[tuple[str, np.ndarray]] = []
     counts: dict[str, int] = {}
     skipped: list[str] = []
     started = time.time()
@@ -716,23 +716,25 @@ def build_dataset(out_dir: str | Path | None = None, sources: tuple[str, ...] = 
                 split = split_of_clip(name)
                 splits[split].append(clip_name)
                 if split == "train":
-                    train_features.append(features)
+                    train_features.append((clip_name, features))
                 counts[source] += 1
         log(f"{source}: {counts[source]} clips (with mirrors), {time.time() - started:.1f} s")
 
     if not train_features:
         raise MotionError("no training clips were built (all sources empty or too short)")
+    # sorted by name, not in the order the sources were read: an archive packed again with another
+    # member order then gives the same files, and the same fixed-seed benchmark subsets
     for split, names in splits.items():
-        (out_dir / f"{split}.txt").write_text("\n".join(names) + ("\n" if names else ""))
+        (out_dir / f"{split}.txt").write_text("\n".join(sorted(names)) + ("\n" if names else ""))
     if stats_from is not None:
         Normalizer.load(stats_from).save(out_dir)
     else:
-        Normalizer.fit(train_features).save(out_dir)
+        Normalizer.fit([features for _, features in sorted(train_features, key=lambda item: item[0])]).save(out_dir)
     meta = {"builder_version": BUILDER_VERSION, "sources": list(sources), "limit": limit,
             "mirror": mirror, "fps": MODEL_FPS, "clips": counts,
             "train": len(splits["train"]), "val": len(splits["val"]), "test": len(splits["test"]),
             "stats_from": str(stats_from) if stats_from is not None else None, "skipped_short": skipped,
-            "frames": int(sum(len(f) for f in train_features)),
+            "frames": int(sum(len(f) for _, f in train_features)),
             "seconds_to_build": round(time.time() - started, 1)}
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     log(f"dataset: {meta['train']} train / {meta['val']} val clips in {out_dir}")

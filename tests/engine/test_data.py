@@ -28,6 +28,9 @@ def test_layout_and_meta(dataset):
     names = (dataset / "train.txt").read_text().split() + (dataset / "val.txt").read_text().split()
     assert len(names) == meta["train"] + meta["val"] == sum(meta["clips"].values())
     assert len(set(names)) == len(names)
+    for split in ("train", "val"):     # by name, whatever order the sources and archives were read in
+        listed = (dataset / f"{split}.txt").read_text().split()
+        assert listed == sorted(listed)
     for name in names:
         features = np.load(dataset / "features" / f"{name}.npy")
         joints = np.load(dataset / "joints" / f"{name}.npy")
