@@ -366,13 +366,14 @@ def rephrase_caption(name: str, captions: Sequence[str], rng: np.random.Generato
     def pick(options: Sequence[str]) -> str:
         return options[int(rng.integers(len(options)))]
 
-    hand = _HAND_IN_CAPTION.search(" ".join(captions))
+    joined = " ".join(captions)
+    hand = _HAND_IN_CAPTION.search(joined)
     hand_phrase = f" with {hand.group(1)}" if hand and content in HAND_OPEN_CONTENT else ""
     # Bandai's label phrasings join the bank's; the other sources' name a side of the unmirrored take,
     # so their clips draw the bank's sideless phrases and get their own side below.
     own_phrases = tuple(BANDAI_CONTENT[content]) if bandai else ()
     verb = pick(bank.CONTENT_PHRASES[content] + own_phrases).format(hand=hand_phrase)
-    limb = _SIDED_WORKING_LIMB.search(" ".join(captions))
+    limb = _SIDED_WORKING_LIMB.search(joined)
     if limb and content in SIDED_LIMB_CONTENT and not _SIDE_WORD.search(verb):
         verb += f" with {limb.group(1)}"
     subject = pick(bank.SUBJECTS + CAPTION_SUBJECTS)
