@@ -641,12 +641,21 @@ def train_evaluator(data_dir: str | Path, out: str | Path, minutes: float = 12.0
                "val_top2": round(float(top[1]), 4), "val_top3": round(float(top[2]), 4),
                "val_top1_label_ceiling": round(label_ceiling(val, seed), 4),
                "parameters": sum(p.numel() for p in model.parameters()),
-               "train_clips": len(train), "val_clips": len(val), "batch": batch,
+               "train_clips": len(train), "val_clips": len(val), "batch": batch, "sources": _dataset_sources(data_dir),
                "minutes": round((time.perf_counter() - started) / 60, 1)}
     model.save_pretrained(out, model_card=evaluator_model_card(config, summary))
     (Path(out) / "training.json").write_text(json.dumps({"summary": summary, "history": history}, indent=2) + "\n")
     log(f"evaluator saved to {out}: {json.dumps(summary)}")
     return summary
+
+
+def _dataset_sources(data_dir: Path) -> list[str] | None:
+    """The sources a built dataset folder was built from (its meta.json), None if not recorded."""
+    try:
+        sources = json.loads((data_dir / "meta.json").read_text())["sources"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [str(source) for source in sources] if isinstance(sources, list) else None
 
 
 def evaluator_model_card(config: EvaluatorConfig, summary: dict) -> str:
@@ -664,15 +673,14 @@ R-precision, FID, MM-Dist, Diversity and MultiModality as in the HumanML3D liter
 
 ## Data
 The training split of `python -m engine.data build` ({summary['train_clips']} clips with left-right mirrors):
-the Bandai Namco Research Motion dataset 1 and 2 (CC BY-NC 4.0) with captions written from their content
-and style labels, and a 65-clip CMU subset with the CMU index descriptions.
+{_sources_text(summary.get('sources'))}.
 
 ## Training
 `python -m engine.eval train --data cache/dataset --out assets/evaluator`: symmetric InfoNCE (temperature
 {config.temperature}), batches of {summary['batch']} random 40-196-frame windows, one random caption per
 clip (half of them with another subject: "a woman", "someone", ...), negatives with the same caption set
-masked out; AdamW, cosine learning rate; {summary['steps']} steps in {summary['minutes']} min on one CPU
-thread, best at step {summary['best_step']} by validation retrieval.
+masked out; AdamW, cosine learning rate; {summary['steps']} steps in {summary['minutes']} min on the
+CPU, best at step {summary['best_step']} by validation retrieval.
 
 ## Validation retrieval
 Real validation motions ({summary['val_clips']} clips, first 9.8 s) against one of their own captions,
@@ -685,7 +693,39 @@ evaluator that tells every label apart but cannot tell two clips of one label ap
 ## Licence
 CC BY-NC 4.0 (non-commercial), because it is trained on the Bandai Namco data ("Bandai-Namco-Research-
 Motiondataset" by Bandai Namco Research Inc., (c) 2022, CC BY-NC 4.0; converted to HumanML3D features).
-"""
+{_credits_text(summary.get('sources'))}"""
+
+
+EVALUATOR_SOURCES = {    # engine.data source -> what the evaluator card says of it
+    "bandai1": "the Bandai Namco Research Motion dataset 1 (CC BY-NC 4.0)",
+    "bandai2": "the Bandai Namco Research Motion dataset 2 (CC BY-NC 4.0)",
+    "cmu": "the CMU Graphics Lab trials of subjects 01-09 with the CMU index descriptions",
+    "hdm05": "the HDM05 subset (11 classes, CC BY-SA 3.0) with captions written from each class and its side",
+    "cmupred": "the CMU motion-prediction subset (10 s windows) with captions written from each take's label",
+}
+
+
+def _sources_text(sources) -> str:
+    """The data sentence of the evaluator card from the dataset's sources (meta.json)."""
+    if not sources:
+        return "sources not recorded"
+    named = [EVALUATOR_SOURCES.get(source, source) for source in sources]
+    text = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    if any(source.startswith("bandai") for source in sources):
+        text += "; Bandai captions are written from the content and style labels"
+    return text
+
+
+def _credits_text(sources) -> str:
+    """The attributions the other training sources ask for (the README's "Licences and credits")."""
+    lines = []
+    if any(source in ("cmu", "cmupred") for source in sources or ()):
+        lines.append("CMU: the data used in this project was obtained from mocap.cs.cmu.edu; the database was "
+                     "created with funding from NSF EIA-0196217.")
+    if "hdm05" in (sources or ()):
+        lines.append("HDM05 (CC BY-SA 3.0): M. Müller, T. Röder, M. Clausen, B. Eberhardt, B. Krüger, A. Weber, "
+                     "Documentation Mocap Database HDM05, Technical Report CG-2007-2, Universität Bonn, 2007.")
+    return "".join(f"\n{line}\n" for line in lines)
 
 
 # ----------------------------------------------------------------------------- 6. evaluation
