@@ -10,7 +10,10 @@ validation clips of ``cache/dataset`` (fixed seed), the rest of the split as the
 - captioning: R-precision of the generated captions, BLEU@1/4, ROUGE-L, CIDEr, BERTScore (MiniLM);
   the real-data row is one of the clip's own captions against its others;
 - prediction: ADE, FDE (metres), FID, against the last given pose held still;
-- in-between at gaps of 0.25, 0.5, 1 and 2 s: ADE and FID, against linear interpolation.
+- in-between at gaps of 0.25, 0.5, 1 and 2 s: ADE and FID, against linear interpolation;
+- text-to-motion R-precision top-1 on every validation clip (the 160 and the reference clips,
+  batches of 32 mixing the sources), overall and per data source (Bandai, CMU, HDM05, CMU
+  prediction), beside the real motions' own top-1: where the model is weak by source.
 
 Prints the markdown table and writes it to ``bench/results/quality.md`` (the default model's run) or
 ``bench/results/quality-<folder name>.md`` (another model). MOTIONGPT_BENCH_THREADS=N sets torch's
@@ -45,7 +48,7 @@ def run() -> dict:
     import torch
 
     from engine.data import default_dataset_dir
-    from engine.eval import evaluate, format_table
+    from engine.eval import EvalSettings, evaluate, format_table
 
     if os.environ.get("MOTIONGPT_BENCH_THREADS"):
         torch.set_num_threads(int(os.environ["MOTIONGPT_BENCH_THREADS"]))
@@ -53,7 +56,7 @@ def run() -> dict:
     dataset = default_dataset_dir()
     if not (dataset / "val.txt").is_file():
         raise RuntimeError(f"{dataset}: build the dataset first (python -m engine.data build, ~90 s)")
-    result = evaluate(model, dataset, device="cpu")
+    result = evaluate(model, dataset, settings=EvalSettings(by_source=True), device="cpu")
     table = format_table(result)
     name = "quality.md" if model == "default" else f"quality-{Path(model).name}.md"
     RESULTS.mkdir(exist_ok=True)

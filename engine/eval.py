@@ -100,17 +100,24 @@ def r_precision(text_emb: np.ndarray, motion_emb: np.ndarray, batch: int = R_PRE
     motions by Euclidean distance, and entry k-1 is the share of texts whose own motion is among
     the k nearest. Rows past the last whole batch are dropped (a set smaller than one batch is
     ranked as one batch). A motion at exactly the true one's distance does not push it down."""
+    ranks = true_motion_ranks(text_emb, motion_emb, batch)
+    return np.array([(ranks < k).mean() for k in range(1, top_k + 1)])
+
+
+def true_motion_ranks(text_emb: np.ndarray, motion_emb: np.ndarray, batch: int = R_PRECISION_BATCH) -> np.ndarray:
+    """(N',) int: for each text row of ``r_precision``'s whole batches (N' = N rounded down to a
+    multiple of ``batch``), how many of its batch's motions are strictly nearer than its own; 0
+    is a top-1 hit, and a subset of the rows (one data source) gives that subset's share."""
     text_emb, motion_emb = np.asarray(text_emb), np.asarray(motion_emb)
     if text_emb.shape != motion_emb.shape or text_emb.ndim != 2:
         raise MotionError(f"r_precision: text and motion embeddings differ in shape: {text_emb.shape} vs {motion_emb.shape}")
     size = min(batch, len(text_emb))
     count = len(text_emb) // size * size
-    hits = np.zeros(top_k)
+    ranks = np.zeros(count, dtype=np.int64)
     for start in range(0, count, size):
         d = _distances(text_emb[start:start + size], motion_emb[start:start + size])
-        rank = (d < np.diag(d)[:, None]).sum(1)              # motions strictly nearer than the true one
-        hits += [(rank < k).sum() for k in range(1, top_k + 1)]
-    return hits / count
+        ranks[start:start + size] = (d < np.diag(d)[:, None]).sum(1)     # motions strictly nearer than the true one
+    return ranks
 
 
 def matching_score(text_emb: np.ndarray, motion_emb: np.ndarray) -> float:
@@ -742,6 +749,7 @@ class EvalSettings:
     gap_context_frames: int = 10       # in-between: clips need this many frames on each side of the gap
     predict_context: float = 0.2       # prediction: the first 20 % of a clip is given (MotionGPT's protocol)
     predict_min_frames: int = 40       # clips shorter than this are not used for prediction
+    by_source: bool = False            # also text-to-motion top-1 on every validation clip, per data source
 
 
 def _fid_row(evaluator, motions, reference_emb):
@@ -825,6 +833,34 @@ def evaluate(model: str | Path = "default", data_dir: str | Path | None = None,
     row(task, "foot skating ratio", np.mean([foot_skating_ratio(m.joints) for m in generated]), real_skate, "lower")
     seconds[task] = time.perf_counter() - t0
     log(f"quality: {task} {seconds[task]:.1f} s")
+
+    if settings.by_source:
+        # every validation clip (the subset's generations reused), in batches of 32 that mix the
+        # sources as the subset's do; each row counts for its clip's source, beside the real motions
+        from .data import source_of_clip
+        t0 = time.perf_counter()
+        rest_captions = [c.captions[int(rng.integers(len(c.captions)))] for c in rest]
+        rest_real = [Motion.from_features(c.features[:MAX_FRAMES]) for c in rest]
+        rest_generated = []
+        for start in range(0, len(rest), 32):
+            rest_generated += mg.text_to_motion_batch(
+                rest_captions[start:start + 32], [len(m) / MODEL_FPS for m in rest_real[start:start + 32]],
+                seed=settings.seed + count + start)
+        all_text = np.concatenate([text_emb, evaluator.embed_texts(rest_captions)])
+        all_generated = np.concatenate([gen_emb, evaluator.embed_motions(rest_generated)])
+        all_real = np.concatenate([real_emb, reference_emb])
+        sources = np.array([source_of_clip(c.name) for c in subset + rest])
+        model_hits = true_motion_ranks(all_text, all_generated) == 0
+        real_hits = true_motion_ranks(all_text, all_real) == 0
+        sources = sources[: len(model_hits)]
+        task = f"text-to-motion by source ({len(model_hits)} clips)"
+        row(task, "R-precision top-1, all sources", model_hits.mean(), real_hits.mean(), "higher")
+        for source in dict.fromkeys(sorted(sources)):
+            mine = sources == source
+            row(task, f"R-precision top-1, {source} ({int(mine.sum())} clips)", model_hits[mine].mean(),
+                real_hits[mine].mean(), "higher")
+        seconds[task] = time.perf_counter() - t0
+        log(f"quality: {task} {seconds[task]:.1f} s")
 
     # captioning: the model describes each real motion; references = all captions of the clip
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from engine.data import HAND_OPEN_CONTENT, bandai_captions, split_of, working_ha
 from engine.eval import (DEFAULT_EVALUATOR, EvalSettings, EvaluatorConfig, TextMotionEvaluator, ade_fde, bert_score,
                          bleu, caption_variants, cider, diversity, evaluate, foot_skating_ratio, format_table,
                          frechet_distance, linear_inbetween, matching_score, multimodality, r_precision, random_crop,
-                         rouge_l, train_evaluator)
+                         rouge_l, train_evaluator, true_motion_ranks)
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 BANDAI = SHARED_DATA / "bandai" / "dataset-1" / "data"
@@ -47,8 +47,11 @@ def test_r_precision_of_a_perfect_and_of_a_shuffled_pairing():
     rng = np.random.default_rng(0)
     motion = rng.normal(size=(32 * 300, 16))
     np.testing.assert_allclose(r_precision(motion, motion), [1.0, 1.0, 1.0])
-    shuffled = r_precision(motion[rng.permutation(len(motion))], motion)
+    shuffled_text = motion[rng.permutation(len(motion))]
+    shuffled = r_precision(shuffled_text, motion)
     np.testing.assert_allclose(shuffled, [1 / 32, 2 / 32, 3 / 32], atol=0.01)
+    ranks = true_motion_ranks(shuffled_text, motion)     # per row: the share of any rows is their top-1
+    assert ranks.shape == (len(motion),) and (ranks == 0).mean() == shuffled[0] and ranks.max() <= 31
 
 
 def test_r_precision_counts_whole_batches_of_32_only():
@@ -275,10 +278,18 @@ def test_train_evaluator_writes_a_loadable_folder(small_dataset, tmp_path):
 
 def test_evaluate_gives_every_row_with_real_references(small_dataset, folder):
     evaluator = TextMotionEvaluator.from_pretrained()
-    settings = EvalSettings(clips=32, mm_prompts=2, mm_generations=3, gaps_seconds=(0.5,))
+    settings = EvalSettings(clips=32, mm_prompts=2, mm_generations=3, gaps_seconds=(0.5,), by_source=True)
     result = evaluate(folder, small_dataset, evaluator, settings, log=lambda message: None)
     assert result["clips"] == 32 and result["reference_clips"] == 32
     metrics = {(row["task"].split(" (")[0], row["metric"]): row for row in result["rows"]}
+    # every validation clip, per source (this dataset's clips are of one source, so the two rows agree)
+    everything = metrics[("text-to-motion by source", "R-precision top-1, all sources")]
+    assert everything["task"] == "text-to-motion by source (64 clips)"
+    sources = [row for (task, metric), row in metrics.items() if task == "text-to-motion by source"
+               and metric != "R-precision top-1, all sources"]
+    assert len(sources) == 1 and sources[0]["metric"].endswith("(64 clips)")
+    assert sources[0]["model"] == everything["model"] and sources[0]["real"] == everything["real"]
+    assert 0.0 <= everything["model"] <= 1.0 and 0.0 <= everything["real"] <= 1.0
     for key in [("text-to-motion", "R-precision top-1"), ("text-to-motion", "FID"), ("text-to-motion", "Diversity"),
                 ("captioning", "BLEU@4"), ("captioning", "CIDEr"), ("prediction", "ADE (m)"),
                 ("prediction", "FDE (m)"), ("in-between 0.5 s", "ADE (m)")]:
