@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from .formats.bone_maps import assets_dir
-from .configs import MAX_PARAMETERS, Rule, check_values, flag, integer, one_of, read_config, show, text
+from .configs import MAX_PARAMETERS, Rule, check_values, flag, integer, one_of, optional, read_config, show, text
 from .errors import MotionError
 from .lm import SAMPLING_RULES
 from .motion import MODEL_FPS, Motion, check_skeleton
@@ -67,6 +67,10 @@ class MotionGPTConfig:
     inbetween_context_tokens: int = 8     # codes on each side shown to "Complete the masked motion"
     top_k: int = 50
     temperature: float = 1.0
+    # temperature of the "Predict motion" steps (Continue, and the chained steps that lengthen a
+    # clip past max_motion_tokens); None: ``temperature``. A continuation is judged against what
+    # really followed, so it is sampled nearer the likeliest codes than a new motion is.
+    predict_temperature: float | None = None
     caption_max_tokens: int = 40
     max_prompt_tokens: int = 256
     steered_inbetween: bool = False       # trained on our "... in which <caption>: " prompt
@@ -96,6 +100,10 @@ class MotionGPTConfig:
                 raise MotionError(f"{source}: {key} {context} must leave room for generated tokens: "
                                   f"{'2 x ' if factor == 2 else ''}{key} must be below max_motion_tokens {maximum}")
 
+    def prediction_temperature(self) -> float:
+        """The temperature of "Predict motion" steps: ``predict_temperature``, else ``temperature``."""
+        return self.temperature if self.predict_temperature is None else self.predict_temperature
+
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "MotionGPTConfig":
         """Build from config.json's values, checked first (``check``: MotionError naming ``source``)."""
@@ -119,7 +127,7 @@ CONFIG_RULES = {
                 lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == MODEL_FPS),
     "frames_per_token": integer(1, 64), "max_motion_tokens": _tokens(2), "min_motion_tokens": _tokens(),
     "predict_context_tokens": _tokens(), "inbetween_context_tokens": _tokens(),
-    **SAMPLING_RULES,
+    **SAMPLING_RULES, "predict_temperature": optional(SAMPLING_RULES["temperature"]),
     "caption_max_tokens": _tokens(), "max_prompt_tokens": integer(1, 4096), "steered_inbetween": flag(),
     "blend_frames": integer(1, int(MAX_SECONDS * MODEL_FPS)), "text_to_motion_samples": integer(1, MAX_SAMPLES),
 }
@@ -409,7 +417,7 @@ class MotionGPT:
             new = min(target - len(codes), config.max_motion_tokens - len(context))
             prompt = PREDICT_PROMPT.format(motion=self.lm.vocab.motion_string(context))
             generated = self.lm.generate_motion([prompt], [new], [new], [derived_seed(seed, step)],
-                                                config.top_k, config.temperature)[0]
+                                                config.top_k, config.prediction_temperature())[0]
             codes = np.concatenate([codes, generated])
             step += 1
         return codes
@@ -446,7 +454,7 @@ class MotionGPT:
         first = min(needed, config.max_motion_tokens - len(context))
         prompt = PREDICT_PROMPT.format(motion=self.lm.vocab.motion_string(context))
         generated = self.lm.generate_motion([prompt], [first], [first], [derived_seed(seed, 0)],
-                                            config.top_k, config.temperature)[0]
+                                            config.top_k, config.prediction_temperature())[0]
         codes = np.concatenate([context, generated])
         if first < needed:
             codes = self._extend_codes(codes, needed - first, seed)

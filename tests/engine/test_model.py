@@ -73,6 +73,28 @@ def test_predict_keeps_the_given_frames_and_continues_them(model, clip, shared_d
     assert model.predict(given, seconds=12, seed=0).num_frames == 60 + 240
 
 
+def test_predict_temperature_samples_continuations_and_nothing_else(model, clip):
+    """``predict_temperature`` is the temperature of "Predict motion" steps (Continue, and the
+    steps that lengthen a clip past 9.8 s); text-to-motion within 9.8 s keeps ``temperature``."""
+    import dataclasses
+    given, saved = clip[:60], model.config
+    try:
+        model.config = dataclasses.replace(saved, temperature=0.5)
+        cool_all = model.predict(given, seconds=3, seed=4).joints
+        model.config = dataclasses.replace(saved, predict_temperature=0.5)
+        np.testing.assert_array_equal(model.predict(given, seconds=3, seed=4).joints, cool_all)
+        short = model.text_to_motion("a person walks in a circle", seconds=3, seed=2).joints
+        long = model.text_to_motion("a person walks in a circle", seconds=14, seed=2).joints
+        model.config = saved
+        np.testing.assert_array_equal(short, model.text_to_motion("a person walks in a circle", seconds=3, seed=2).joints)
+        assert not np.array_equal(model.predict(given, seconds=3, seed=4).joints, cool_all)
+        assert not np.array_equal(long, model.text_to_motion("a person walks in a circle", seconds=14, seed=2).joints)
+    finally:
+        model.config = saved
+    with pytest.raises(MotionError, match="predict_temperature must be null or a number from 0.01 to 10, got 0"):
+        dataclasses.replace(saved, predict_temperature=0)
+
+
 @pytest.mark.parametrize("gap", [1, 3, 4, 5, 40])
 @pytest.mark.parametrize("context", ["clips", "key poses"])
 def test_inbetween_shape_and_exact_boundaries(model, clip, gap, context):
