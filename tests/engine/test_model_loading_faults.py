@@ -231,8 +231,11 @@ def test_a_crafted_text_side_size_is_refused(with_text_side, tmp_path):
 
 # ----------------------------------------------------------------------------- every setting of config.json
 
-def wrong_values(name: str, default) -> list:
-    """Values of the wrong type or out of range for a MotionGPTConfig field with this default."""
+def wrong_values(name: str, default, annotation: str = "") -> list:
+    """Values of the wrong type or out of range for a MotionGPTConfig field with this default
+    (and type annotation: an optional number, default None, takes null but no other wrong value)."""
+    if default is None and "float" in str(annotation):
+        return [value for value in wrong_values(name, 1.0) if value is not None]
     if isinstance(default, bool):
         return ["yes", 1, None, [], {"a": 1}]
     if isinstance(default, int):
@@ -248,7 +251,7 @@ def test_every_setting_of_config_json_is_typed_and_in_range(tiny_model, tmp_path
     original = path.read_text()
     tried = 0
     for field in fields(MotionGPTConfig):
-        for value in wrong_values(field.name, field.default):
+        for value in wrong_values(field.name, field.default, field.type):
             path.write_text(original)
             set_values(path, **{field.name: value})
             refused(load_folder(folder), str(path), field.name, show(value))
