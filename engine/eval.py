@@ -789,7 +789,8 @@ def evaluate(model: str | Path = "default", data_dir: str | Path | None = None,
     captions = [c.captions[int(rng.integers(len(c.captions)))] for c in subset]
     real = [Motion.from_features(c.features[:MAX_FRAMES]) for c in subset]
     frames = [len(m) for m in real]
-    reference_emb = evaluator.embed_motions([Motion.from_features(c.features[:MAX_FRAMES]) for c in rest])
+    rest_real = [Motion.from_features(c.features[:MAX_FRAMES]) for c in rest]
+    reference_emb = evaluator.embed_motions(rest_real)
     rows, seconds = [], {}
 
     def row(task, metric, value, real_value, better):
@@ -840,7 +841,6 @@ def evaluate(model: str | Path = "default", data_dir: str | Path | None = None,
         from .data import source_of_clip
         t0 = time.perf_counter()
         rest_captions = [c.captions[int(rng.integers(len(c.captions)))] for c in rest]
-        rest_real = [Motion.from_features(c.features[:MAX_FRAMES]) for c in rest]
         rest_generated = []
         for start in range(0, len(rest), 32):
             rest_generated += mg.text_to_motion_batch(

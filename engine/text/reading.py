@@ -130,8 +130,6 @@ def label_embeddings(encoder, prototypes: Mapping[str, Sequence[str]]):
     cannot be written only costs the time."""
     import hashlib
     import json
-    import os
-    import tempfile
     from pathlib import Path
 
     import numpy as np
@@ -161,16 +159,12 @@ def label_embeddings(encoder, prototypes: Mapping[str, Sequence[str]]):
     means = [encoder.sentence_embeddings(prototypes[label]).mean(0) for label in labels]
     embeddings = torch.nn.functional.normalize(torch.stack(means), dim=-1)
     if path is not None:
-        partial = None
+        from ..errors import MotionError
+        from ..files import save_npy
         try:
-            path.parent.mkdir(exist_ok=True)
-            handle, partial = tempfile.mkstemp(suffix=".npy", dir=path.parent)
-            with os.fdopen(handle, "wb") as file:
-                np.save(file, embeddings.cpu().numpy().astype(np.float32))
-            os.replace(partial, path)
-        except OSError:
-            if partial is not None:
-                Path(partial).unlink(missing_ok=True)
+            save_npy(path, embeddings.cpu().numpy().astype(np.float32), what="label embeddings")
+        except MotionError:
+            pass
     return embeddings
 
 
