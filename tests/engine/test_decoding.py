@@ -1,8 +1,9 @@
 """engine.decoding: our own decoding loop for generate_motion, float32 and int8.
 
-- float32: the loop's logits are bit-identical to transformers' generate with the same processor,
-  so the tokens are the same (batches with prompts of different lengths, sampling and greedy,
-  free and fixed lengths, forced prefix/suffix codes);
+- float32: the loop's logits are bit-identical to transformers' generate with the same processor
+  when its step linears are F.linear (``STEP_PRODUCT = "linear"``); with the default transposed
+  product (W @ x.T).T they agree to ~1e-6 and the tokens are the same (batches with prompts of
+  different lengths, sampling and greedy, free and fixed lengths, forced prefix/suffix codes);
 - int8 (row-quantized weights): a seed reproduces, a batch row equals the single call, only valid
   motion tokens come out, the float32 model is left untouched;
 - "auto" keeps small models in float32 and turns big ones to int8; the built decoder follows
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import MotionError
+from engine import MotionError, decoding
 from engine.decoding import INT8_MIN_WEIGHTS, RowInt8Linear, has_vnni, int8_available, resolve_quantize
 from engine.lm import (MotionLanguageModel, MotionSpanProcessor, T2M_LENGTH_PROMPT, T2M_PROMPT, PREDICT_PROMPT,
                        new_t5)
@@ -73,7 +74,8 @@ def test_float32_loop_gives_the_tokens_of_generate(lm, sample):
         np.testing.assert_array_equal(alone, codes)
 
 
-def test_float32_loop_logits_are_bit_identical_to_generate(lm, monkeypatch):
+def loop_and_generate_logits(lm, monkeypatch) -> tuple[dict, dict]:
+    """The logits our loop and generate's path hand the processor, by (row, step), for three prompts."""
     seen = {}
     decide, decide_rows = MotionSpanProcessor.decide, MotionSpanProcessor.decide_rows
 
@@ -93,8 +95,42 @@ def test_float32_loop_logits_are_bit_identical_to_generate(lm, monkeypatch):
     reference = {key[1:]: value for key, value in seen.items() if not key[0]}
     # generate also asks the processor about rows that have ended (it answers </s>, then pads); we skip them
     assert set(fast) <= set(reference) and len(fast) > 20
+    return fast, reference
+
+
+def test_float32_loop_logits_are_bit_identical_to_generate_with_f_linear(lm, monkeypatch):
+    monkeypatch.setattr(decoding, "STEP_PRODUCT", "linear")
+    lm._decoders.clear()
+    try:
+        fast, reference = loop_and_generate_logits(lm, monkeypatch)
+    finally:
+        lm._decoders.clear()
     for key in fast:
         assert torch.equal(fast[key], reference[key]), key
+
+
+def test_transposed_step_product_agrees_with_generate_to_float_rounding(lm, monkeypatch):
+    assert decoding.STEP_PRODUCT == "transposed"
+    fast, reference = loop_and_generate_logits(lm, monkeypatch)
+    differing = 0
+    for key in fast:
+        scale = reference[key].abs().max()
+        assert torch.allclose(fast[key], reference[key], rtol=0, atol=1e-5 * float(scale)), key
+        differing += not torch.equal(fast[key], reference[key])
+    assert differing > 0          # it is another summation order, not F.linear again
+
+
+def test_step_linear_equals_f_linear_to_rounding_for_any_row_count():
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.randn(96, 40, generator=generator)
+    product = decoding.step_linear(weight)
+    for rows in (1, 2, 4, 33):
+        x = torch.randn(rows, 1, 40, generator=generator)
+        out = product(x)
+        assert out.shape == (rows, 1, 96)
+        torch.testing.assert_close(out, torch.nn.functional.linear(x, weight), rtol=1e-5, atol=1e-5)
+        singles = torch.cat([product(x[row:row + 1]) for row in range(rows)])
+        torch.testing.assert_close(out, singles, rtol=1e-5, atol=1e-5)
 
 
 def test_our_encoder_pass_is_bit_identical_to_the_t5_encoder(lm):
