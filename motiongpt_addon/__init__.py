@@ -49,6 +49,9 @@ def register() -> None:
         _registered_classes.append(cls)
     properties.register_properties()
     ui.register_menus()
+    if not bpy.app.background:      # the first Generate of a session then finds the model loaded
+        bpy.app.timers.register(operators.preload_engine, first_interval=operators.PRELOAD_DELAY_SECONDS,
+                                persistent=True)
 
 
 def unregister() -> None:

@@ -240,6 +240,67 @@ def stop_jobs() -> None:
     _running = None
     if bpy.app.timers.is_registered(drive_jobs):
         bpy.app.timers.unregister(drive_jobs)
+    stop_preload()
+
+
+# ----------------------------------------------------------------------------- loading the model at start
+
+PRELOAD_DELAY_SECONDS = 1.0
+_preload: client.Request | None = None
+
+
+def preload_engine():
+    """The ``bpy.app.timers`` function that ``register`` starts (the preference "Load the Model at
+    Start", interactive sessions only): starts the engine and sends it "load" (the model, and what
+    a first prompt reads), so that the first Generate does not wait for them. Quiet: a setting
+    that cannot work yet (no torch installed, a missing model folder) is left for the first
+    request to report. Runs once (returns None); ``watch_preload`` collects the reply."""
+    global _preload
+    prefs = preferences.addon_preferences()
+    if prefs is None or not prefs.preload_model or preferences.check_model_setting() or running_job():
+        return None
+    try:
+        _preload = client.shared_client(preferences.worker_settings()).submit("load")
+    except (client.WorkerError, MotionError) as problem:
+        print(f"MotionGPT: the model was not loaded at start: {error_message(problem)}")
+        return None
+    if not bpy.app.timers.is_registered(watch_preload):
+        bpy.app.timers.register(watch_preload, first_interval=POLL_SECONDS)
+    return None
+
+
+def watch_preload():
+    """Timer: hand the worker's replies over until the "load" request has its answer, then say
+    in the console how it went; seconds until the next call, or None when done."""
+    global _preload
+    worker = client.current_client()
+    if _preload is None or worker is None:
+        _preload = None
+        return None
+    worker.poll()
+    if not _preload.done:
+        return POLL_SECONDS
+    try:
+        device = _preload.result().get("device", "")
+        print(f"MotionGPT: the model is loaded ({device})")
+    except client.WorkerError as problem:
+        print(f"MotionGPT: the model was not loaded at start: {error_message(problem)}")
+    _preload = None
+    return None
+
+
+def preload_request() -> client.Request | None:
+    """The "load" request sent at start, while it has not been answered (tests)."""
+    return _preload
+
+
+def stop_preload() -> None:
+    """Unregister: forget the load request and stop its timers."""
+    global _preload
+    _preload = None
+    for timer in (preload_engine, watch_preload):
+        if bpy.app.timers.is_registered(timer):
+            bpy.app.timers.unregister(timer)
 
 
 # ----------------------------------------------------------------------------- shared checks

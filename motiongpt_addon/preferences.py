@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from . import official_model
 from .client import WorkerSettings
@@ -260,6 +260,11 @@ class MotionGPTPreferences(bpy.types.AddonPreferences):
     cache_folder: StringProperty(
         name="Cache Folder", subtype='DIR_PATH',
         description="Where downloaded models are kept (Hugging Face cache); empty: the default cache")
+    preload_model: BoolProperty(
+        name="Load the Model at Start", default=True,
+        description="Start the engine and load the model in the background when Blender starts (or the add-on "
+                    "is enabled), so that the first Generate does not wait for it (~5 s on a laptop CPU); the "
+                    "engine then keeps its memory for the session")
 
     def draw(self, context):
         layout = self.layout
@@ -277,6 +282,7 @@ class MotionGPTPreferences(bpy.types.AddonPreferences):
         column = layout.column(heading="Engine")
         column.prop(self, "python_path")
         column.prop(self, "packages_folder")
+        column.prop(self, "preload_model")
         row = column.row()
         install = current_install()
         if install is not None and install.running:

@@ -113,3 +113,14 @@ def test_the_cli_prints_the_notice_and_writes_the_motion(tmp_path):
     assert notes == ["note: this model knows no motion for 'swims breaststroke'; generated 'a person jogs in a "
                      "circle to the left', its nearest"]
     assert np.load(out).shape == (20, 22, 3)
+
+
+def test_the_worker_load_task_reads_a_prompt_so_the_first_one_waits_for_nothing(tmp_path):
+    from engine.worker import Worker
+    replies = []
+    worker = Worker("default", "cpu", tmp_path, replies.append)
+    reply = worker.load({"id": 1})
+    side = worker.model.lm.text_side
+    assert reply == {"device": "cpu"}
+    assert side.lexicon is not None and side.reader is not None     # built with the model, not on the first prompt
+    assert [r["id"] for r in replies] == [1] and replies[0]["status"].startswith("loading the MotionGPT model")
