@@ -55,6 +55,7 @@ class TokenizerTraining:
     velocity: float = 0.5              # position ("velocity") loss weight
     heading: float = 0.0               # heading-drift loss weight (radians of integrated root turn)
     balance: float = 0.0               # share of draws spread evenly over content labels (engine.data.sampling_weights)
+    source_share: float = 0.0          # share of draws spread evenly over the sources, by frames within each (source_weights)
     init: str = ""                     # start from this tokenizer folder's weights (fresh optimiser, step 0)
     decoder_only: bool = False         # freeze encoder and codebook: the tokens stay as they were
     code_num: int = 512
@@ -106,6 +107,22 @@ class MotionWindows:
         offsets = (torch.rand(count, generator=generator) * (self.last_start[clips] + 1)).long()
         first = self.starts[clips] + offsets
         return self.frames[first[:, None] + torch.arange(self.window)]
+
+
+def window_weights(clips: list[tuple[str, np.ndarray]], balance: float, source_share: float) -> np.ndarray | None:
+    """(N,) probabilities of drawing each training clip (name, features): ``source_share`` of the
+    draws even over the sources by frames (``engine.data.source_weights``), the rest as
+    ``balance`` says (``engine.data.sampling_weights``); None (uniform over clips) when both are 0."""
+    from ..data import sampling_weights, source_weights
+    if not 0.0 <= source_share <= 1.0:
+        raise MotionError(f"source_share {source_share}: must be between 0 and 1")
+    if not balance and not source_share:
+        return None
+    names = [name for name, _ in clips]
+    weights = (1.0 - source_share) * sampling_weights(names, balance)
+    if source_share:
+        weights = weights + source_share * source_weights(names, [len(features) for _, features in clips])
+    return weights / weights.sum()
 
 
 def read_split(data: Path, split: str) -> list[tuple[str, np.ndarray]]:
@@ -208,9 +225,8 @@ class TokenizerTrainer:
 
         # data, normalised with the dataset's training statistics
         normalizer = Normalizer.load(data)
-        from ..data import sampling_weights
         train_clips = read_split(data, "train")
-        weights = sampling_weights([name for name, _ in train_clips], config.balance) if config.balance else None
+        weights = window_weights(train_clips, config.balance, config.source_share)
         self.windows = MotionWindows([normalizer.normalize(f) for _, f in train_clips], config.window,
                                      str(data / "train.txt"), weights)
         val_clips = read_split(data, "val") if ranks.main else []

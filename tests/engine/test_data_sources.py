@@ -10,7 +10,7 @@ import pytest
 from engine import Motion, MotionError
 from engine.data import (DEFAULT_SHARED_DATA, HDM05_CLASSES, HDM05_MIN_SECONDS, HDM05_TEST_ACTOR, build_dataset,
                          content_label_of_clip, hold_to_length, iter_cmu, iter_cmu_prediction, iter_hdm05,
-                         label_readings, mirror_caption, sampling_weights, split_of_clip)
+                         label_readings, mirror_caption, sampling_weights, source_weights, split_of_clip)
 from engine.motion import JOINT_NAMES
 
 HDM05 = DEFAULT_SHARED_DATA / "hdm05" / "hdm05-subset.tar.xz"
@@ -96,6 +96,16 @@ def test_sampling_weights_share_draws_over_labels_of_every_source():
     assert np.allclose(sampling_weights(names, 0.0), 1 / 11)
     with pytest.raises(MotionError, match="balance"):
         sampling_weights(names, -0.1)
+
+
+def test_source_weights_give_every_source_the_same_share_and_every_frame_of_a_source_the_same_chance():
+    names = ["dataset-2_bow_sad_001", "dataset-2_walk_normal_001", "dataset-1_run_normal_002",
+             "cmu_01_04", "Mcmu_01_04", "hdm05_squat1Reps_bd_001"]
+    weights = source_weights(names, [100, 100, 200, 2400, 2400, 50])
+    np.testing.assert_allclose(weights, [1 / 12, 1 / 12, 1 / 6, 1 / 6, 1 / 6, 1 / 3])
+    for lengths, problem in (([100] * 5, "5 lengths"), ([100, 100, 0, 1, 1, 1], "positive length")):
+        with pytest.raises(MotionError, match=problem):
+            source_weights(names, lengths)
 
 
 def test_readings_cover_the_new_actions_once():

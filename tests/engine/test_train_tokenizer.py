@@ -18,7 +18,7 @@ from engine import Motion, MotionError, Normalizer
 from engine.data import load_split, mirror_motion
 from engine.tokenizer import MotionTokenizer
 from engine.training.__main__ import main
-from engine.training.tokenizer import TokenizerTraining, learning_rate, train_tokenizer
+from engine.training.tokenizer import TokenizerTraining, learning_rate, train_tokenizer, window_weights
 
 TINY = dict(code_num=16, code_dim=16, width=32, depth=2, batch=16, window=32, log_every=2, val_every=3, decay_at=[1000],
             warmup=2, device="cpu")
@@ -164,3 +164,15 @@ def test_heading_aligned_error_is_the_pose_alone(shared_data):
     dropped[:, 16:22, 1] -= 0.2                     # shoulders, elbows and wrists 0.2 m lower
     error = np.linalg.norm(heading_aligned(dropped, truth) - truth, axis=-1)
     assert np.allclose(error[:, 16:22], 0.2, atol=1e-6) and error[:, :16].max() < 1e-9
+
+
+def test_window_weights_mix_the_source_share_with_the_label_balance():
+    clips = [(name, np.zeros((frames, 263), np.float32)) for name, frames in
+             (("dataset-2_bow_sad_001", 60), ("dataset-2_walk_normal_001", 60), ("dataset-2_walk_normal_002", 60),
+              ("cmu_01_04", 720))]
+    assert window_weights(clips, 0.0, 0.0) is None                        # uniform over clips
+    np.testing.assert_allclose(window_weights(clips, 0.0, 1.0), [1 / 6, 1 / 6, 1 / 6, 1 / 2])
+    half = window_weights(clips, 0.0, 0.5)
+    np.testing.assert_allclose(half, 0.5 * np.full(4, 0.25) + 0.5 * np.array([1 / 6, 1 / 6, 1 / 6, 1 / 2]))
+    with pytest.raises(MotionError, match="source_share 1.5"):
+        window_weights(clips, 0.0, 1.5)
