@@ -50,7 +50,10 @@ pass, KV cache, inference_mode, lm_head on the 515 rows a motion string can use 
 base-size model lm_head is 25 M of the ~124 M multiply-adds per step), and encoder and decoding
 loop of our own that run the same tensor ops as transformers on a preallocated cache (float32
 logits bit-identical to generate's, so the same tokens): ~0.48-0.51x plain on the bundled model
-(over runs), ~0.7x on the base-size one (``ours_float32_s``). What is left of a bundled-model
+(over runs), ~0.7x on the base-size one (``ours_float32_s``). On the CPU a step's linears multiply as
+(W @ x.T).T (``engine.decoding.step_linear``): with the few rows of a step, F.linear's sgemm
+repacked the whole weight at every call (a 4-sample 4 s request: ~20 % faster; the single row timed
+here goes through a matrix-vector product either way). What is left of a bundled-model
 step (~1.6 ms): half is its 37 float32 matrix-vector products (memory-bound: the 18 MB of decoder
 weights do not stay in L2), half ~250 small tensor ops at a few microseconds of dispatch each;
 going further needs fused kernels (torch.compile / TorchScript: other numerics or deprecated) or
