@@ -263,7 +263,7 @@ class MotionGPTPreferences(bpy.types.AddonPreferences):
     preload_model: BoolProperty(
         name="Load the Model at Start", default=True,
         description="Start the engine and load the model in the background when Blender starts (or the add-on "
-                    "is enabled), so that the first Generate does not wait for it (~5 s on a laptop CPU); the "
+                    "is enabled), so that the first Generate does not wait for it (~8 s on a 2-core CPU); the "
                     "engine then keeps its memory for the session")
 
     def draw(self, context):
