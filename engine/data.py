@@ -341,9 +341,10 @@ def sampling_weights(names: Sequence[str], balance: float) -> np.ndarray:
 def source_weights(names: Sequence[str], lengths: Sequence[int]) -> np.ndarray:
     """(N,) probabilities of drawing each clip that give every source (``source_of_clip``) the same
     share, and within a source each clip a share proportional to its length (``lengths``, frames),
-    so every frame of a source is drawn equally often. Bandai's 449,000 training frames are 83 %
-    of the data and its clips ~5 s; CMU's whole trials run up to a minute, so drawing clips
-    uniformly shows each of their frames ~7x less often than a Bandai frame."""
+    so every frame of a source is drawn equally often. Bandai's training frames are 83 % of the
+    data, its clips 4.5 s on average; CMU's whole trials average 10.6 s and run up to 43 s, so
+    drawing clips uniformly shows a CMU frame 2.4x less often than a Bandai frame on average, and
+    a frame of its longest trials ~10x less."""
     if not names or len(names) != len(lengths):
         raise MotionError(f"source_weights: {len(names)} names and {len(lengths)} lengths")
     sources = [source_of_clip(name) for name in names]
