@@ -44,6 +44,15 @@ class Ranks:
         return self.rank == 0
 
 
+def rank_device(device: torch.device, local_rank: int) -> torch.device:
+    """``--device cuda`` (no index) means this process's own GPU, cuda:LOCAL_RANK, as with no
+    --device at all: ``torch.cuda.set_device`` refuses a CUDA device without an index. Any other
+    device stays as it is."""
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", local_rank)
+    return device
+
+
 def start_distributed(device_request: str | None) -> tuple[Ranks, torch.device]:
     """Join the torchrun process group when WORLD_SIZE > 1; pick this rank's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -51,7 +60,7 @@ def start_distributed(device_request: str | None) -> tuple[Ranks, torch.device]:
     if device_request is None and torch.cuda.is_available():
         device = torch.device("cuda", ranks.local)
     else:
-        device = resolve_device(device_request or "cpu")
+        device = rank_device(resolve_device(device_request or "cpu"), ranks.local)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     else:

@@ -18,6 +18,7 @@ from engine import Motion, MotionError, Normalizer
 from engine.data import load_split, mirror_motion
 from engine.tokenizer import MotionTokenizer
 from engine.training.__main__ import main
+from engine.training.loop import rank_device
 from engine.training.tokenizer import TokenizerTraining, learning_rate, train_tokenizer, window_weights
 
 TINY = dict(code_num=16, code_dim=16, width=32, depth=2, batch=16, window=32, log_every=2, val_every=3, decay_at=[1000],
@@ -176,3 +177,12 @@ def test_window_weights_mix_the_source_share_with_the_label_balance():
     np.testing.assert_allclose(half, 0.5 * np.full(4, 0.25) + 0.5 * np.array([1 / 6, 1 / 6, 1 / 6, 1 / 2]))
     with pytest.raises(MotionError, match="source_share 1.5"):
         window_weights(clips, 0.0, 1.5)
+
+
+def test_device_cuda_without_index_is_the_ranks_own_gpu():
+    # `--device cuda` crashed in torch.cuda.set_device ("Expected a torch.device with a specified
+    # index") on a GPU machine: it now means cuda:LOCAL_RANK, as no --device does
+    assert rank_device(torch.device("cuda"), 0) == torch.device("cuda", 0)
+    assert rank_device(torch.device("cuda"), 3) == torch.device("cuda", 3)
+    assert rank_device(torch.device("cuda", 1), 3) == torch.device("cuda", 1)
+    assert rank_device(torch.device("cpu"), 2) == torch.device("cpu")
