@@ -4,8 +4,11 @@
 
     python -m engine.training lm --data DIR --tokenizer DIR --out DIR [--steps N --batch 64 ...]
 
+    python -m engine.training relabel --tokenizer NEW --like OLD --data DIR --out DIR [--fp16]
+
 (one training loop, engine/training/loop.py; the models' parts are in engine/training/tokenizer.py
-and engine/training/lm.py.)
+and engine/training/lm.py; relabel, engine/training/relabel.py, gives a retrained tokenizer's codes
+an earlier tokenizer's numbers, so that the language model can be fine-tuned from its old weights.)
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import torch.distributed as dist
 
 from ..errors import MotionError
 from .lm import LMTraining, train_lm
+from .relabel import Relabelling, relabel
 from .tokenizer import TokenizerTraining, train_tokenizer
 
 DATA_HELP = "dataset folder (python -m engine.data build)"
@@ -30,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     add_flags(commands.add_parser("lm", help="the language model (T5 with motion tokens)"), LMTraining,
               {"data": DATA_HELP, "tokenizer": "trained motion tokenizer folder (e.g. RUN/best)",
                "out": "run folder: tokens.json, checkpoint.pt, log.jsonl, best/"})
+    add_flags(commands.add_parser("relabel", help="give a retrained tokenizer's codes an earlier one's numbers"),
+              Relabelling, {"tokenizer": "the retrained tokenizer folder", "like": "the tokenizer whose numbers it takes",
+                            "data": DATA_HELP + ": its training clips are encoded by both",
+                            "out": "folder for the relabelled tokenizer"})
     args = parser.parse_args(argv)
     try:
         values = {k: v for k, v in vars(args).items() if k != "command"}
@@ -37,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             train_tokenizer(TokenizerTraining(**values))
         elif args.command == "lm":
             train_lm(LMTraining(**values))
+        elif args.command == "relabel":
+            relabel(Relabelling(**values))
     except MotionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
