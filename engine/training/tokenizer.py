@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import MotionError
-from ..motion import Normalizer
+from ..motion import FEATURE_DIM, FEATURE_GROUPS, Normalizer
 from ..tokenizer import MotionTokenizer, TokenizerConfig, codebook_usage
 from .loop import Ranks, start_distributed, train
 
@@ -54,6 +54,7 @@ class TokenizerTraining:
     commit: float = 0.02               # commitment loss weight
     velocity: float = 0.5              # position ("velocity") loss weight
     heading: float = 0.0               # heading-drift loss weight (radians of integrated root turn)
+    time_warp: float = 0.0             # windows played at random speeds in [1/(1+w), 1+w] (MotionWindows)
     balance: float = 0.0               # share of draws spread evenly over content labels (engine.data.sampling_weights)
     source_share: float = 0.0          # share of draws spread evenly over the sources, by frames within each (source_weights)
     init: str = ""                     # start from this tokenizer folder's weights (fresh optimiser, step 0)
@@ -82,21 +83,47 @@ class TokenizerTraining:
 
 class MotionWindows:
     """The training clips in one tensor, drawing random fixed-length windows as T2M-GPT does
-    (a clip at random, by ``weights`` or uniformly, then a start uniformly within it)."""
+    (a clip at random, by ``weights`` or uniformly, then a start uniformly within it).
 
-    def __init__(self, clips: list[np.ndarray], window: int, source: str, weights: np.ndarray | None = None):
+    With ``time_warp`` w > 0 each window is also played at its own random speed, log-uniform in
+    [1 / (1 + w), 1 + w] (speed 2: every second frame of the clip), clamped to what its clip holds:
+    poses are interpolated linearly between the clip's frames; a frame's velocities (root turn,
+    root and joint velocities: the move to the next frame) become the clip's moves summed over the
+    span to the next window frame, so the warped clip covers the same ground; foot contacts are
+    rounded back to 0 or 1. ``normalizer`` (the one ``clips`` were normalised with) is then needed."""
+
+    def __init__(self, clips: list[np.ndarray], window: int, source: str, weights: np.ndarray | None = None,
+                 time_warp: float = 0.0, normalizer: Normalizer | None = None):
         keep = [i for i, c in enumerate(clips) if len(c) >= window]
         usable = [clips[i] for i in keep]
         if not usable:
             raise MotionError(f"{source}: no training clip has {window} frames or more "
                               f"(longest: {max((len(c) for c in clips), default=0)}); lower --window")
+        if time_warp < 0 or not math.isfinite(time_warp):
+            raise MotionError(f"time_warp {time_warp}: must be 0 (off) or a positive number")
+        if time_warp and normalizer is None:
+            raise MotionError("time_warp needs the normalizer the clips were normalised with")
         self.frames = torch.from_numpy(np.concatenate(usable)).float()        # (sum T, 263)
-        lengths = torch.tensor([len(c) for c in usable])
+        self.lengths = lengths = torch.tensor([len(c) for c in usable])
         self.starts = torch.cumsum(lengths, 0) - lengths
         self.last_start = lengths - window                                   # inclusive
         self.window = window
         self.clip_count = len(usable)
         self.weights = None if weights is None else torch.as_tensor(np.asarray(weights)[keep], dtype=torch.float64)
+        self.time_warp = time_warp
+        if time_warp:
+            self.mean = torch.from_numpy(normalizer.mean).float()
+            self.std = torch.from_numpy(normalizer.std).float()
+            self.velocity = torch.zeros(FEATURE_DIM, dtype=torch.bool)
+            for group in ("root_rot_velocity", "root_linear_velocity", "local_velocity"):
+                self.velocity[FEATURE_GROUPS[group]] = True
+            self.contact = FEATURE_GROUPS["foot_contact"]
+            # per clip, the moves summed up to each frame (T + 1 rows, from 0), in the features' units
+            moves = [np.cumsum(c[:, self.velocity.numpy()] * normalizer.std[self.velocity.numpy()]
+                               + normalizer.mean[self.velocity.numpy()], axis=0, dtype=np.float64) for c in usable]
+            self.travelled = torch.from_numpy(np.concatenate(
+                [np.concatenate([np.zeros((1, m.shape[1])), m]) for m in moves])).float()
+            self.travel_starts = self.starts + torch.arange(self.clip_count)
 
     def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """(count, window, 263) normalised windows."""
@@ -104,9 +131,46 @@ class MotionWindows:
             clips = torch.randint(self.clip_count, (count,), generator=generator)
         else:
             clips = torch.multinomial(self.weights, count, replacement=True, generator=generator)
+        if self.time_warp:
+            return self._warped(clips, generator)
         offsets = (torch.rand(count, generator=generator) * (self.last_start[clips] + 1)).long()
         first = self.starts[clips] + offsets
         return self.frames[first[:, None] + torch.arange(self.window)]
+
+    def _warped(self, clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Windows of ``clips`` (count,) at random speeds and starts (see the class docstring)."""
+        bound = math.log1p(self.time_warp)
+        speeds = torch.exp((torch.rand(len(clips), generator=generator, dtype=torch.float64) * 2 - 1) * bound)
+        speeds = torch.minimum(speeds, (self.lengths[clips] - 1).double() / (self.window - 1))  # what the clip holds
+        room = (self.lengths[clips] - 1).double() - speeds * (self.window - 1)                  # >= 0
+        return self.play(clips, torch.rand(len(clips), generator=generator, dtype=torch.float64) * room, speeds)
+
+    def play(self, clips: torch.Tensor, starts: torch.Tensor, speeds: torch.Tensor) -> torch.Tensor:
+        """(count, window, 263) normalised windows of ``clips`` (count,) from frame ``starts``
+        (count,), fractional allowed, played at ``speeds`` (count,) clip frames per window frame."""
+        lengths = self.lengths[clips][:, None].double()
+        times = starts.double()[:, None] + speeds.double()[:, None] * torch.arange(self.window, dtype=torch.float64)
+        times = torch.minimum(times, lengths - 1)
+        windows = _interpolate(self.frames, self.starts[clips], times, lengths - 1)
+        raw = windows * self.std + self.mean
+        # each frame's velocities: the clip's moves from its time to the next window frame's,
+        # per window frame (the last one's span is cut at the clip's end)
+        ends = torch.minimum(times + speeds.double()[:, None], lengths)
+        moved = (_interpolate(self.travelled, self.travel_starts[clips], ends, lengths)
+                 - _interpolate(self.travelled, self.travel_starts[clips], times, lengths))
+        raw[..., self.velocity] = moved * (speeds.double()[:, None] / (ends - times)).float()[..., None]
+        raw[..., self.contact] = raw[..., self.contact].round().clamp(0, 1)
+        return (raw - self.mean) / self.std
+
+
+def _interpolate(rows: torch.Tensor, firsts: torch.Tensor, times: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """``rows`` (N, C) read at fractional ``times`` (count, T) of blocks starting at ``firsts``
+    (count,) whose last row is ``last`` (count, 1): linear between neighbouring rows, (count, T, C)."""
+    below = times.floor()
+    share = (times - below).float()[..., None]
+    above = torch.minimum(below + 1, last).long()
+    base = firsts[:, None]
+    return rows[base + below.long()] * (1 - share) + rows[base + above] * share
 
 
 def window_weights(clips: list[tuple[str, np.ndarray]], balance: float, source_share: float) -> np.ndarray | None:
@@ -228,7 +292,7 @@ class TokenizerTrainer:
         train_clips = read_split(data, "train")
         weights = window_weights(train_clips, config.balance, config.source_share)
         self.windows = MotionWindows([normalizer.normalize(f) for _, f in train_clips], config.window,
-                                     str(data / "train.txt"), weights)
+                                     str(data / "train.txt"), weights, config.time_warp, normalizer)
         val_clips = read_split(data, "val") if ranks.main else []
         if ranks.main and not val_clips:
             raise MotionError(f"{data / 'val.txt'}: the validation split is empty")
