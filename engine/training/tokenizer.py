@@ -11,7 +11,9 @@ HumanML3D features; loss = smooth-L1 reconstruction of all 263 channels + 0.5 x 
 root-relative joint positions (channels 4..66, which upstream calls the "velocity" loss) + 0.02 x
 commitment; the codebook follows the encoder by EMA (mu 0.99) with dead-code reset; AdamW
 (lr 2e-4, betas 0.9 / 0.99, no weight decay), linear warm-up, then the lr is multiplied by 0.05 at
-each decay step.
+each decay step. Options beyond upstream: ``--balance`` / ``--source-share`` (which clips the
+windows come from), ``--heading`` (a loss on the integrated root turn) and ``--time-warp`` (each
+window played at a random speed, ``MotionWindows``).
 
 The same command runs on one CPU, one GPU, or under ``torchrun`` on many GPUs / nodes
 (DistributedDataParallel: gloo on CPU, nccl on CUDA). ``--batch`` is the global batch; each rank
