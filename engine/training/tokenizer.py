@@ -121,8 +121,9 @@ class MotionWindows:
                 self.velocity[FEATURE_GROUPS[group]] = True
             self.contact = FEATURE_GROUPS["foot_contact"]
             # per clip, the moves summed up to each frame (T + 1 rows, from 0), in the features' units
-            moves = [np.cumsum(c[:, self.velocity.numpy()] * normalizer.std[self.velocity.numpy()]
-                               + normalizer.mean[self.velocity.numpy()], axis=0, dtype=np.float64) for c in usable]
+            velocity = self.velocity.numpy()
+            moves = [np.cumsum(c[:, velocity] * normalizer.std[velocity] + normalizer.mean[velocity],
+                               axis=0, dtype=np.float64) for c in usable]
             self.travelled = torch.from_numpy(np.concatenate(
                 [np.concatenate([np.zeros((1, m.shape[1])), m]) for m in moves])).float()
             self.travel_starts = self.starts + torch.arange(self.clip_count)
